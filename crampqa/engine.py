@@ -1,0 +1,284 @@
+"""The crampqa engine: the one core that the CLI, eval and the web service call."""
+
+from __future__ import annotations
+
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+from crampqa.config import (
+    MAX_K,
+    MAX_QUESTION_CHARS,
+    IndexSettings,
+    RetrievalSettings,
+    default_corpus_dir,
+    default_index_dir,
+)
+from crampqa.corpus import read_corpus
+from crampqa.dense import DenseIndex
+from crampqa.embedding import Embedder, load_query_encoder
+from crampqa.errors import CorpusError, IndexError_, InputError
+from crampqa.indexing import BuildSummary, Progress, build_index, corpus_fingerprint
+from crampqa.lexical import LexicalIndex
+from crampqa.results import ABSTAIN_MESSAGE, Answer, Highlight, RankedPassage
+from crampqa.retrieval import FUSIONS, Retriever, with_overrides
+from crampqa.store import (
+    P_CTX_END,
+    P_CTX_START,
+    P_DOC,
+    P_END,
+    P_HEAD_END,
+    P_HEAD_START,
+    P_START,
+    REBUILD_HINT,
+    IndexData,
+    current_version,
+    load_version,
+)
+
+
+def clean_question(question: object) -> str:
+    """Validate a question: text, not blank, at most ``MAX_QUESTION_CHARS`` characters.
+
+    Control characters (NUL included) become spaces; nothing else is changed.
+    """
+    if not isinstance(question, str):
+        raise InputError("The question must be text.")
+    cleaned = "".join(
+        " " if unicodedata.category(ch) in ("Cc", "Cs") else ch for ch in question
+    )
+    cleaned = " ".join(cleaned.split())
+    if not cleaned:
+        raise InputError("The question is empty; ask something like "
+                         "'why do my calves cramp at night'.")
+    if len(cleaned) > MAX_QUESTION_CHARS:
+        raise InputError(f"The question is {len(cleaned)} characters long; the limit is "
+                         f"{MAX_QUESTION_CHARS}.")
+    return cleaned
+
+
+def _check_k(k: int) -> int:
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
+        raise InputError(f"k must be a whole number from 1 to {MAX_K} (got {k!r}).")
+    return k
+
+
+class CrampQA:
+    """Question answering over one corpus and its index, by verbatim passages only.
+
+    Open with :meth:`open` (builds or refreshes the index when needed) and call
+    :meth:`ask`. Every passage's ``text`` equals ``document_text[start:end]``.
+    """
+
+    def __init__(
+        self,
+        data: IndexData,
+        retriever: Retriever,
+        corpus_dir: Path | None,
+        index_dir: Path,
+        build_summary: BuildSummary | None = None,
+    ) -> None:
+        self.data = data
+        self.retriever = retriever
+        self.corpus_dir = corpus_dir
+        self.index_dir = index_dir
+        self.build_summary = build_summary
+
+    # ---- opening and building -------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        corpus_dir: Path | str | None = None,
+        index_dir: Path | str | None = None,
+        *,
+        settings: IndexSettings | None = None,
+        rebuild: bool = False,
+        progress: Progress | None = None,
+        embedder: Embedder | None = None,
+        wait_for_lock: bool = False,
+    ) -> BuildSummary:
+        """Build or update the index of ``corpus_dir`` in ``index_dir``."""
+        corpus = Path(corpus_dir) if corpus_dir else default_corpus_dir()
+        index = Path(index_dir) if index_dir else default_index_dir()
+        return build_index(corpus, index, settings, embedder, progress, rebuild, wait_for_lock)
+
+    @classmethod
+    def open(
+        cls,
+        corpus_dir: Path | str | None = None,
+        index_dir: Path | str | None = None,
+        *,
+        auto_build: bool = True,
+        settings: IndexSettings | None = None,
+        progress: Progress | None = None,
+        embedder: Embedder | None = None,
+        query_encoder: Embedder | None = None,
+    ) -> CrampQA:
+        """Open an index, building it first when it is missing or stale.
+
+        With an explicit ``index_dir`` and no ``corpus_dir``, the corpus recorded in
+        the index is used for the staleness check (skipped if that folder is gone).
+        """
+        index = Path(index_dir) if index_dir else default_index_dir()
+        corpus: Path | None = Path(corpus_dir) if corpus_dir else None
+        if corpus is None and index_dir is None:
+            corpus = default_corpus_dir()
+        folder = current_version(index) if index.exists() else None
+        summary: BuildSummary | None = None
+        reason: str | None = None
+        if folder is None:
+            reason = "no index yet"
+        else:
+            data = load_version(folder)
+            if corpus is None:
+                recorded = Path(data.manifest.get("corpus", {}).get("dir", ""))
+                corpus = recorded if recorded.is_dir() else None
+            reason = stale_reason(data, corpus, settings or IndexSettings(), embedder)
+        if reason is not None:
+            if corpus is None:
+                raise IndexError_(f"No index in {index} and no corpus to build it from; "
+                                  "use --corpus DIR.")
+            if not auto_build:
+                raise IndexError_(f"The index in {index} needs building ({reason}); "
+                                  "run `crampqa index`.")
+            if not corpus.is_dir():
+                raise CorpusError(f"Corpus folder not found: {corpus} (use --corpus DIR).")
+            summary = build_index(corpus, index, settings, embedder, progress)
+            folder = current_version(index)
+            if folder is None:  # pragma: no cover - build_index always commits a version
+                raise IndexError_(f"Building the index in {index} failed; {REBUILD_HINT}.")
+            data = load_version(folder)
+        return cls(data, _retriever(data, query_encoder or embedder), corpus, index, summary)
+
+    # ---- asking -----------------------------------------------------------------------
+    @property
+    def retrieval_settings(self) -> RetrievalSettings:
+        """Retrieval settings stored with the index."""
+        return self.data.settings.retrieval
+
+    def ask(
+        self,
+        question: str,
+        k: int = 3,
+        *,
+        fusion: str | None = None,
+        rescore: bool | None = None,
+        abstain_threshold: float | None = None,
+    ) -> Answer:
+        """The top ``k`` passages for ``question``, verbatim, or an abstention."""
+        text = clean_question(question)
+        k = _check_k(k)
+        if fusion is not None and fusion not in FUSIONS:
+            raise InputError(f"Unknown fusion '{fusion}' (choose {', '.join(FUSIONS)}).")
+        if abstain_threshold is not None and not -1.0 <= abstain_threshold <= 1.0:
+            raise InputError("The abstention threshold must lie between -1 and 1.")
+        settings = with_overrides(self.retrieval_settings, fusion=fusion, rescore=rescore,
+                                  abstain_threshold=abstain_threshold)
+        ranking = self.retriever.rank(text, k, settings)
+        passages = [
+            self._present(rank, cand, ranking.abstained)
+            for rank, cand in enumerate(ranking.candidates, start=1)
+        ]
+        return Answer(
+            question=text,
+            abstained=ranking.abstained,
+            passages=passages,
+            confidence=ranking.confidence,
+            message=ABSTAIN_MESSAGE if ranking.abstained else None,
+        )
+
+    def _present(self, rank: int, cand: Any, weak: bool) -> RankedPassage:
+        row = self.data.passages[cand.row]
+        doc = self.data.documents[int(row[P_DOC])]
+        start, end = int(row[P_START]), int(row[P_END])
+        hs, he = int(row[P_HEAD_START]), int(row[P_HEAD_END])
+        cs, ce = int(row[P_CTX_START]), int(row[P_CTX_END])
+        return RankedPassage(
+            rank=rank,
+            doc_id=doc.doc_id,
+            source_id=f"{doc.doc_id}#{start}-{end}",
+            title=doc.title,
+            start=start,
+            end=end,
+            score=round(float(cand.score), 6),
+            text=doc.text[start:end],
+            kind=self.data.kind(cand.row),
+            highlights=tuple(Highlight(s, e) for s, e in self.retriever.highlights(cand)),
+            heading=doc.text[hs:he] if hs >= 0 else None,
+            heading_start=hs if hs >= 0 else None,
+            heading_end=he if hs >= 0 else None,
+            context=doc.text[cs:ce] if cs >= 0 else None,
+            context_start=cs if cs >= 0 else None,
+            context_end=ce if cs >= 0 else None,
+            weak=weak,
+        )
+
+    # ---- about the sources ------------------------------------------------------------
+    def sources(self) -> list[dict[str, Any]]:
+        """The indexed documents: ID, title, path, URL and size."""
+        return [
+            {"doc_id": d.doc_id, "title": d.title, "path": d.path, "url": d.url,
+             "chars": len(d.text)}
+            for d in self.data.documents
+        ]
+
+    def document_text(self, doc_id: str) -> str:
+        """The decoded text of a document, as offsets refer to it."""
+        try:
+            return self.data.documents[self.data.doc_index[doc_id]].text
+        except KeyError:
+            raise InputError(f"Unknown document ID '{doc_id}'.") from None
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The opened index's manifest."""
+        return self.data.manifest
+
+
+def _retriever(data: IndexData, encoder: Embedder | None) -> Retriever:
+    model = data.manifest["model"]["name"]
+    if encoder is None:
+        encoder = load_query_encoder(data.folder / "encoder", model)
+    try:
+        lexical = LexicalIndex.load(data.folder / "bm25")
+    except (OSError, ValueError, KeyError) as exc:
+        raise IndexError_(f"The BM25 index in {data.folder} is damaged ({exc}); "
+                          f"{REBUILD_HINT}.") from None
+    dense = DenseIndex.load(data.folder / "dense.faiss")
+    if dense.size != data.passages.shape[0] or lexical.size != data.passages.shape[0]:
+        raise IndexError_(f"The index in {data.folder} is inconsistent; {REBUILD_HINT}.")
+    return Retriever(data, encoder, lexical, dense)
+
+
+def stale_reason(
+    data: IndexData,
+    corpus: Path | None,
+    settings: IndexSettings,
+    embedder: Embedder | None = None,
+) -> str | None:
+    """Why an index no longer matches its corpus, model or settings (None if it does)."""
+    key = data.manifest.get("content_key", {})
+    if key.get("model") != settings.model and embedder is None:
+        return "the model changed"
+    if key.get("chunk") != settings.content_key()["chunk"]:
+        return "the chunker settings changed"
+    if embedder is None and not str(key.get("weights_sha256", "")).startswith("fake:"):
+        from crampqa.embedding import model_path, weights_stat
+
+        stat = data.manifest["model"].get("weights_stat")
+        if stat != weights_stat(model_path()):
+            from crampqa.embedding import weights_sha256
+
+            if key.get("weights_sha256") != weights_sha256():
+                return "the model weights changed"
+    if corpus is None:
+        return None
+    if not corpus.is_dir():
+        raise CorpusError(f"Corpus folder not found: {corpus} (use --corpus DIR).")
+    if corpus_fingerprint(corpus) == data.manifest["corpus"].get("fingerprint"):
+        return None
+    report = read_corpus(corpus)
+    now = {d.doc_id: d.sha256 for d in report.documents}
+    if now != data.manifest["corpus"].get("documents"):
+        return "the corpus changed"
+    return None

@@ -1,0 +1,76 @@
+"""Every error crampqa reports to a user, in one place.
+
+Each error carries a one-line message that says what happened and what to do,
+an exit code for the CLI and an HTTP status for the web service. The shells
+(CLI, web) turn these into output in exactly one place each; nothing else
+prints tracebacks for user mistakes.
+"""
+
+from __future__ import annotations
+
+
+class CrampQAError(Exception):
+    """Base class: a clear, one-line, user-facing failure."""
+
+    exit_code: int = 1
+    http_status: int = 500
+    code: str = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON error shape shared by the CLI (--json) and the web service."""
+        return {"error": self.code, "message": self.message}
+
+
+class InputError(CrampQAError):
+    """The user's question or option is unusable (empty, too long, bad value)."""
+
+    exit_code = 2
+    http_status = 422
+    code = "bad_input"
+
+
+class CorpusError(CrampQAError):
+    """The corpus folder or a document in it cannot be used."""
+
+    exit_code = 3
+    http_status = 500
+    code = "corpus_error"
+
+
+class IndexError_(CrampQAError):
+    """The index is missing, damaged, stale or incompatible."""
+
+    exit_code = 4
+    http_status = 503
+    code = "index_error"
+
+
+class IndexLockedError(IndexError_):
+    """Another process is building the same index."""
+
+    exit_code = 5
+    code = "index_locked"
+
+
+class ModelError(CrampQAError):
+    """The embedding model cannot be loaded from the local installation."""
+
+    exit_code = 6
+    http_status = 500
+    code = "model_error"
+
+
+class EvalError(CrampQAError):
+    """A question set, qrels file or BEIR folder is missing or malformed."""
+
+    exit_code = 7
+    http_status = 422
+    code = "eval_error"
+
+
+# A readable alias: `from crampqa.errors import IndexStoreError`.
+IndexStoreError = IndexError_

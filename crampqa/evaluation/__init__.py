@@ -1,0 +1,1 @@
+"""Evaluation building blocks: retrieval metrics and question/BEIR dataset loaders."""

@@ -1,0 +1,220 @@
+"""Ranking passages for a question: dense + lexical candidates, fusion, re-scoring,
+diversity, abstention and highlighting. Pure computation over an opened index."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+import numpy as np
+
+from crampqa.config import RetrievalSettings
+from crampqa.dense import DenseIndex
+from crampqa.embedding import Embedder
+from crampqa.lexical import LexicalIndex
+from crampqa.store import P_DOC, P_END, P_START, IndexData
+
+FUSIONS = ("weighted", "rrf", "dense", "lexical")
+
+
+@dataclass
+class Candidate:
+    """A passage under consideration, with the features that ranked it."""
+
+    row: int
+    dense: float = 0.0
+    lexical: float = 0.0  # raw BM25
+    lexical_norm: float = 0.0  # BM25 / best BM25 for this question
+    sentence: float = 0.0  # best sentence similarity within the passage
+    sentence_rows: list[int] = field(default_factory=list)
+    sentence_scores: list[float] = field(default_factory=list)
+    score: float = 0.0
+
+
+@dataclass
+class Ranking:
+    """Ranked candidates and the confidence that the top one answers the question."""
+
+    candidates: list[Candidate]
+    confidence: float
+    abstained: bool
+
+
+class Reranker(Protocol):
+    """A pluggable re-scoring stage (e.g. a sentence-transformers CrossEncoder)."""
+
+    def rescore(self, question: str, texts: Sequence[str]) -> Sequence[float]:
+        """A relevance score per text; higher is better."""
+        ...
+
+
+class CrossEncoderReranker:
+    """Adapter for ``sentence_transformers.CrossEncoder`` where its weights are at hand."""
+
+    def __init__(self, model_path: str) -> None:
+        from sentence_transformers import CrossEncoder
+
+        self._model = CrossEncoder(model_path, device="cpu")
+
+    def rescore(self, question: str, texts: Sequence[str]) -> Sequence[float]:
+        """Cross-encoder scores for (question, text) pairs."""
+        return [float(s) for s in self._model.predict([(question, t) for t in texts])]
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest scores, best first (argpartition, then sort)."""
+    if k >= len(scores):
+        return np.argsort(-scores, kind="stable")
+    part = np.argpartition(-scores, k)[:k]
+    return part[np.argsort(-scores[part], kind="stable")]
+
+
+class Retriever:
+    """Search over one opened index version."""
+
+    def __init__(
+        self,
+        data: IndexData,
+        encoder: Embedder,
+        lexical: LexicalIndex,
+        dense: DenseIndex,
+        reranker: Reranker | None = None,
+    ) -> None:
+        self.data = data
+        self.encoder = encoder
+        self.lexical = lexical
+        self.dense = dense
+        self.reranker = reranker
+        # sentences are stored in passage order: row ranges by binary search
+        self._sentence_passage = np.asarray(data.sentences[:, 0])
+
+    def embed_question(self, question: str) -> np.ndarray:
+        """The question's unit vector."""
+        return self.encoder.encode([question])[0]
+
+    def rank(self, question: str, k: int, settings: RetrievalSettings) -> Ranking:
+        """Rank passages for ``question``; at most ``k`` distinct results."""
+        query = self.embed_question(question)
+        fusion = settings.fusion
+        candidates: dict[int, Candidate] = {}
+        if fusion != "lexical":
+            rows, scores = self.dense.search(query, settings.dense_candidates)
+            for rank, (row, _) in enumerate(zip(rows, scores, strict=True)):
+                candidates.setdefault(int(row), Candidate(int(row))).score = -rank
+        lex_scores = self.lexical.scores(question)
+        best_lex = float(lex_scores.max()) if lex_scores.size else 0.0
+        if fusion != "dense" and best_lex > 0:
+            for row in _top(lex_scores, settings.lexical_candidates):
+                if lex_scores[row] > 0:
+                    candidates.setdefault(int(row), Candidate(int(row)))
+        if not candidates:
+            return Ranking([], 0.0, True)
+        rows_arr = np.fromiter(candidates, dtype=np.int64)
+        dense = np.asarray(self.data.embeddings[rows_arr] @ query, dtype=np.float32)
+        for i, row in enumerate(rows_arr):
+            cand = candidates[int(row)]
+            cand.dense = float(dense[i])
+            cand.lexical = float(lex_scores[row])
+            cand.lexical_norm = cand.lexical / best_lex if best_lex > 0 else 0.0
+            self._sentence_features(cand, query)
+        ranked = self._score(list(candidates.values()), settings, question)
+        top = ranked[0]
+        confidence = max(top.dense, top.sentence)
+        abstained = confidence < settings.abstain_threshold
+        chosen = self._diversify(ranked, k, settings.diversity_margin)
+        return Ranking(chosen, confidence, abstained)
+
+    def _sentence_features(self, cand: Candidate, query: np.ndarray) -> None:
+        lo, hi = np.searchsorted(self._sentence_passage, [cand.row, cand.row + 1])
+        if hi <= lo:
+            cand.sentence = cand.dense
+            return
+        sims = np.asarray(self.data.sentence_embeddings[lo:hi] @ query, dtype=np.float32)
+        cand.sentence_rows = list(range(int(lo), int(hi)))
+        cand.sentence_scores = [float(s) for s in sims]
+        cand.sentence = float(sims.max())
+
+    def _score(
+        self, cands: list[Candidate], settings: RetrievalSettings, question: str
+    ) -> list[Candidate]:
+        fusion = settings.fusion
+        if fusion == "dense":
+            for c in cands:
+                c.score = c.dense
+        elif fusion == "lexical":
+            for c in cands:
+                c.score = c.lexical_norm + 1e-3 * c.dense  # dense only breaks BM25 ties
+        elif fusion == "rrf":
+            by_dense = sorted(cands, key=lambda c: -c.dense)
+            by_lex = sorted(cands, key=lambda c: -c.lexical)
+            ranks_d = {c.row: r for r, c in enumerate(by_dense)}
+            ranks_l = {c.row: r for r, c in enumerate(by_lex) if c.lexical > 0}
+            for c in cands:
+                c.score = 1.0 / (settings.rrf_k + ranks_d[c.row] + 1)
+                if c.row in ranks_l:
+                    c.score += 1.0 / (settings.rrf_k + ranks_l[c.row] + 1)
+        else:
+            w = settings.dense_weight
+            for c in cands:
+                semantic = (0.5 * c.dense + 0.5 * c.sentence) if settings.rescore else c.dense
+                c.score = w * semantic + (1.0 - w) * c.lexical_norm
+        if settings.rescore and self.reranker is not None:
+            texts = [self.data.passage_text(c.row) for c in cands]
+            for c, s in zip(cands, self.reranker.rescore(question, texts), strict=True):
+                c.score = float(s)
+        return sorted(cands, key=lambda c: (-c.score, c.row))
+
+    def _diversify(self, ranked: list[Candidate], k: int, margin: float) -> list[Candidate]:
+        """Drop near-duplicates and overlaps; among close scores, prefer a new article."""
+        chosen: list[Candidate] = []
+        vectors: list[np.ndarray] = []
+        docs: set[int] = set()
+        pool = list(ranked)
+        while pool and len(chosen) < k:
+            best = pool[0]
+            pick = best
+            if chosen:
+                for cand in pool:
+                    if best.score - cand.score > margin:
+                        break
+                    if int(self.data.passages[cand.row][P_DOC]) not in docs:
+                        pick = cand
+                        break
+            pool.remove(pick)
+            vec = np.asarray(self.data.embeddings[pick.row])
+            if any(float(vec @ v) > 0.97 for v in vectors) or self._overlaps(pick, chosen):
+                continue
+            chosen.append(pick)
+            vectors.append(vec)
+            docs.add(int(self.data.passages[pick.row][P_DOC]))
+        return chosen
+
+    def _overlaps(self, cand: Candidate, chosen: list[Candidate]) -> bool:
+        p = self.data.passages[cand.row]
+        for other in chosen:
+            q = self.data.passages[other.row]
+            if p[P_DOC] == q[P_DOC] and p[P_START] < q[P_END] and q[P_START] < p[P_END]:
+                return True
+        return False
+
+    def highlights(self, cand: Candidate, max_sentences: int = 2) -> list[tuple[int, int]]:
+        """Document offsets of the sentences that best answer the question."""
+        if not cand.sentence_rows:
+            p = self.data.passages[cand.row]
+            return [(int(p[P_START]), int(p[P_END]))]
+        best = max(cand.sentence_scores)
+        order = sorted(range(len(cand.sentence_rows)), key=lambda i: -cand.sentence_scores[i])
+        picked = [i for i in order[:max_sentences] if cand.sentence_scores[i] >= best - 0.05]
+        spans = [
+            (int(self.data.sentences[cand.sentence_rows[i]][1]),
+             int(self.data.sentences[cand.sentence_rows[i]][2]))
+            for i in sorted(picked)
+        ]
+        return spans
+
+
+def with_overrides(settings: RetrievalSettings, **overrides: object) -> RetrievalSettings:
+    """A copy of ``settings`` with the non-None ``overrides`` applied."""
+    changes: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    return replace(settings, **changes)

@@ -1,0 +1,75 @@
+"""Shared fixtures: a fake embedder for fast unit tests, and a real index built once."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from crampqa import CrampQA
+from crampqa.config import PROJECT_ROOT
+from crampqa.embedding import EMBEDDERS
+
+CORPUS = PROJECT_ROOT / "corpus"
+FAKE_MODEL = "fake-hash-embedder"
+
+
+class FakeEmbedder:
+    """Hashed bag of words: deterministic, instant, NOT evidence that retrieval works."""
+
+    name = FAKE_MODEL
+    dim = 64
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                h = int(hashlib.md5(word.encode()).hexdigest()[:8], 16)
+                out[i, h % self.dim] += 1.0
+            out[i, 0] += 1e-3
+        out /= np.linalg.norm(out, axis=1, keepdims=True)
+        return out
+
+
+EMBEDDERS[FAKE_MODEL] = FakeEmbedder
+
+
+@pytest.fixture
+def fake_settings():
+    from crampqa.config import IndexSettings
+
+    return IndexSettings(model=FAKE_MODEL)
+
+
+@pytest.fixture
+def corpus_copy(tmp_path: Path) -> Path:
+    """A writable copy of the real corpus."""
+    target = tmp_path / "corpus"
+    shutil.copytree(CORPUS, target)
+    return target
+
+
+@pytest.fixture
+def fake_qa(corpus_copy: Path, tmp_path: Path, fake_settings) -> CrampQA:
+    """The real corpus indexed with the fake embedder (fast)."""
+    return CrampQA.open(corpus_copy, tmp_path / "index", settings=fake_settings,
+                        embedder=FakeEmbedder())
+
+
+@pytest.fixture(scope="session")
+def real_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The real corpus indexed once per session with the real model."""
+    root = tmp_path_factory.mktemp("real") / "index"
+    CrampQA.build(CORPUS, root)
+    yield root
+
+
+@pytest.fixture(scope="session")
+def real_qa(real_index: Path) -> CrampQA:
+    """An engine over the real index (ONNX query encoder, as users get it)."""
+    return CrampQA.open(CORPUS, real_index, auto_build=False)

@@ -1,0 +1,105 @@
+"""End to end with the real model on the real corpus: what a user gets back."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from crampqa import CrampQA
+from crampqa.config import PROJECT_ROOT
+from crampqa.corpus import read_corpus
+from crampqa.errors import InputError
+from tests.conftest import CORPUS
+
+TEXTS = {d.doc_id: d.text for d in read_corpus(CORPUS).documents}
+
+
+def _assert_verbatim(answer) -> None:
+    for p in answer.passages:
+        assert p.text == TEXTS[p.doc_id][p.start : p.end]
+        assert p.source_id == f"{p.doc_id}#{p.start}-{p.end}"
+        for h in p.highlights:
+            assert p.start <= h.start < h.end <= p.end
+        if p.heading is not None:
+            assert p.heading == TEXTS[p.doc_id][p.heading_start : p.heading_end]
+        if p.context is not None:
+            assert p.context == TEXTS[p.doc_id][p.context_start : p.context_end]
+
+
+def test_rbc_magnesium_passage_comes_first(real_qa: CrampQA) -> None:
+    answer = real_qa.ask("which blood test shows my real magnesium level")
+    assert not answer.abstained
+    assert "Red Blood Cell (RBC) Magnesium" in answer.passages[0].text
+    _assert_verbatim(answer)
+
+
+def test_night_calf_cramps_returns_only_corpus_slices(real_qa: CrampQA) -> None:
+    answer = real_qa.ask("why do my calves cramp at night", k=5)
+    assert not answer.abstained
+    assert len(answer.passages) == 5
+    assert [p.rank for p in answer.passages] == [1, 2, 3, 4, 5]
+    assert all(p.highlights for p in answer.passages)
+    _assert_verbatim(answer)
+
+
+def test_every_passage_of_many_answers_is_verbatim(real_qa: CrampQA) -> None:
+    questions = [line for line in (PROJECT_ROOT / "eval/questions.jsonl").read_text().splitlines()
+                 if line.strip()]
+    for line in questions:
+        _assert_verbatim(real_qa.ask(json.loads(line)["question"], k=5))
+
+
+def test_table_row_answer_comes_with_its_header(real_qa: CrampQA) -> None:
+    answer = real_qa.ask("which magnesium form is gentle on the stomach for leg cramps", k=5)
+    rows = [p for p in answer.passages if p.kind == "table_row"]
+    assert rows, "a table row should be among the answers"
+    assert rows[0].context is not None and rows[0].context.startswith("| Magnesium Form |")
+
+
+def test_off_topic_question_abstains_but_lists_weak_matches(real_qa: CrampQA) -> None:
+    answer = real_qa.ask("how do I change the oil in my car")
+    assert answer.abstained
+    assert answer.message
+    assert answer.passages and all(p.weak for p in answer.passages)
+
+
+def test_bad_input_is_refused(real_qa: CrampQA) -> None:
+    with pytest.raises(InputError, match="empty"):
+        real_qa.ask("   \n\t ")
+    with pytest.raises(InputError, match="limit"):
+        real_qa.ask("cramp " * 1000)
+    with pytest.raises(InputError, match="k must be"):
+        real_qa.ask("cramps", k=0)
+
+
+def test_build_and_ask_work_with_the_network_blocked(tmp_path: Path) -> None:
+    """A fresh build and a question in a subprocess where every socket connect fails."""
+    script = textwrap.dedent(f"""
+        import socket
+        def refuse(*args, **kwargs):
+            raise OSError("network blocked by test")
+        socket.socket.connect = refuse
+        socket.socket.connect_ex = refuse
+        socket.create_connection = refuse
+        import os
+        for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+            os.environ.pop(key, None)  # crampqa must set these itself
+        from crampqa import CrampQA
+        qa = CrampQA.open({str(CORPUS)!r}, {str(tmp_path / 'index')!r})
+        answer = qa.ask("why do my calves cramp at night")
+        text = open(os.path.join({str(CORPUS)!r}, answer.passages[0].doc_id + ".txt"),
+                    encoding="utf-8").read()
+        assert answer.passages[0].text == text[answer.passages[0].start:answer.passages[0].end]
+        print("OK", os.environ["HF_HUB_OFFLINE"], os.environ["TRANSFORMERS_OFFLINE"])
+    """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env=env, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "OK 1 1" in result.stdout
