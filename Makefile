@@ -2,6 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 Q ?= why do my calves cramp at night
+EVAL_ARGS ?= --compare
 
 .PHONY: setup ask index test lint eval clean
 
@@ -32,7 +33,7 @@ lint: setup
 	$(VENV)/bin/mypy
 
 eval: setup
-	$(VENV)/bin/crampqa eval eval/questions.jsonl
+	$(VENV)/bin/crampqa eval eval/questions.jsonl $(EVAL_ARGS)
 
 clean:
 	rm -rf $(VENV) indexes/default .pytest_cache .mypy_cache .ruff_cache

@@ -116,9 +116,10 @@ def ask(
     ] = None,
 ) -> None:
     """Show the passages of the sources that best answer QUESTION, verbatim."""
-    from crampqa.engine import CrampQA, clean_question
+    from crampqa.engine import CrampQA, check_k, clean_question
 
     clean_question(question)  # bad input fails before any index work
+    check_k(k)
     with build_progress(not as_json and sys.stderr.isatty()) as progress:
         qa = CrampQA.open(corpus, index, progress=progress)  # type: ignore[arg-type]
     if qa.build_summary is not None:
@@ -189,6 +190,132 @@ def info(corpus: CorpusOpt = None, index: IndexOpt = None) -> None:
 
     qa = CrampQA.open(corpus, index)
     print(manifest_json(qa.manifest))
+
+
+@app.command("eval")
+def eval_(
+    target: Annotated[
+        Path, typer.Argument(metavar="QUESTIONS_OR_BEIR_DIR",
+                             help="A crampqa JSONL question set, or a BEIR folder.")
+    ],
+    config: Annotated[
+        str | None,
+        typer.Option("--config", help="One configuration: default (the index's settings), "
+                     "dense, bm25, hybrid or hybrid+rescore. Default: default."),
+    ] = None,
+    configs: Annotated[
+        str | None,
+        typer.Option("--configs", help="Comma-separated configurations, e.g. "
+                     "'dense,hybrid+rescore'; the first is the baseline of the comparison."),
+    ] = None,
+    compare: Annotated[
+        bool, typer.Option("--compare", help="Run dense, bm25, hybrid, hybrid+rescore and "
+                           "default; dense is the baseline.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write report.md, results.json and "
+                                  "plot.png into this folder.")
+    ] = None,
+    run_out: Annotated[
+        Path | None,
+        typer.Option("--run-out", help="Write the run in TREC format (qid Q0 docid rank "
+                     "score tag). With several configurations FILE holds the first and "
+                     "FILE.<config> each other one."),
+    ] = None,
+    corpus: Annotated[
+        Path | None,
+        typer.Option("--corpus", help="Corpus of a question set (default: the index's, or "
+                     "corpus/). Not used with a BEIR folder."),
+    ] = None,
+    index: Annotated[
+        Path | None,
+        typer.Option("--index", help="Index folder (default: indexes/default for a question "
+                     "set, indexes/beir-<folder name> for a BEIR folder, built if missing)."),
+    ] = None,
+    split: Annotated[str, typer.Option("--split", help="BEIR qrels split.")] = "dev",
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Evaluate only the first N questions or "
+                                 "queries (quick runs).")
+    ] = None,
+    k: Annotated[int, typer.Option("-k", "--k", help="Results per question.")] = 10,
+) -> None:
+    """Evaluate retrieval on a question set or BEIR split: metrics, comparison, report."""
+    from crampqa.errors import EvalError
+    from crampqa.evaluation import report as rep
+    from crampqa.evaluation.runner import COMPARE_ORDER, DEFAULT_CONFIG, evaluate_path
+
+    chosen = [o for o, given in (("--config", config is not None),
+                                 ("--configs", configs is not None),
+                                 ("--compare", compare)) if given]
+    if len(chosen) > 1:
+        raise EvalError(f"Use only one of {', '.join(chosen)}.")
+    names = (list(COMPARE_ORDER) if compare else configs.split(",") if configs is not None
+             else [config or DEFAULT_CONFIG])
+
+    def opened(qa: object) -> None:
+        if qa.build_summary is not None:  # type: ignore[attr-defined]
+            _report_build(qa.build_summary, quiet=as_json)  # type: ignore[attr-defined]
+
+    with build_progress(not as_json and sys.stderr.isatty()) as progress:
+        result = evaluate_path(target, names, k=k, split=split, limit=limit, corpus=corpus,
+                               index=index, progress=progress,  # type: ignore[arg-type]
+                               on_open=opened)
+    if as_json:
+        print(rep.result_json(result))
+    else:
+        rep.print_result(result, out)
+    if run_out is not None:
+        for path in rep.write_runs(result, run_out):
+            _stderr(f"Wrote run {path}")
+    if report is not None:
+        rep.write_report(result, report)
+        _stderr(f"Wrote report.md, results.json and plot.png to {report}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8765,
+    corpus: CorpusOpt = None,
+    index: IndexOpt = None,
+) -> None:
+    """Serve the web page and JSON API (http://127.0.0.1:8765/; API docs at /docs)."""
+    import socket
+
+    from crampqa.errors import CrampQAError
+
+    try:
+        import uvicorn
+
+        from crampqa.web.app import LOOPBACK_HOSTS, create_app
+    except ImportError as exc:
+        raise CrampQAError(f"The web service needs the web extras ({exc.name} is missing); "
+                           "install them with: pip install 'crampqa[web]'.") from None
+    from crampqa.engine import CrampQA
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:  # a clear message instead of a server traceback when the port is taken
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise InputError(f"Cannot listen on {host}:{port} ({exc.strerror}); "
+                         "choose another --port or --host.") from None
+    with build_progress(sys.stderr.isatty()) as progress:
+        qa = CrampQA.open(corpus, index, progress=progress)  # type: ignore[arg-type]
+    if qa.build_summary is not None:
+        _report_build(qa.build_summary)
+    local = host in LOOPBACK_HOSTS
+    if not local:
+        _stderr(f"crampqa: warning: listening on {host}, reachable from other machines; "
+                "crampqa is meant for local use.")
+    shown = f"[{host}]" if ":" in host else host
+    _stderr(f"crampqa: serving on http://{shown}:{port}/ (API docs at /docs; Ctrl+C stops)")
+    uvicorn.run(create_app(qa, allowed_hosts=LOOPBACK_HOSTS if local else None),
+                host=host, port=port, log_level="info")
 
 
 COMMANDS = {"ask", "index", "sources", "info", "eval", "serve"}

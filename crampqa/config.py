@@ -31,10 +31,18 @@ class RetrievalSettings:
     dense_candidates: int = 50
     lexical_candidates: int = 50
     fusion: str = "weighted"  # "weighted" | "rrf" | "dense" | "lexical"
-    dense_weight: float = 0.7
+    # weighted fusion: score = dense·w_d + lexical_norm·w_l (+ re-scoring features below);
+    # weights chosen by a grid search on eval/questions.jsonl (docs/evaluation.md)
+    dense_weight: float = 0.6
+    lexical_weight: float = 0.1
     rrf_k: int = 60
     rescore: bool = True
-    abstain_threshold: float = 0.45
+    sentence_weight: float = 0.4  # best sentence of the passage
+    top2_weight: float = 0.1  # mean of its two best sentences
+    # confidence = max(dense, best sentence) - oov_penalty · (share of question words the
+    # corpus never uses, typos forgiven); abstain below the threshold
+    oov_penalty: float = 0.5
+    abstain_threshold: float = 0.44
     diversity_margin: float = 0.02
 
 

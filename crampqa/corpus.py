@@ -7,7 +7,6 @@ stored with the index so every citation can be checked later.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os
@@ -185,27 +184,19 @@ def read_corpus(folder: Path) -> CorpusReport:
     return report
 
 
-def read_beir_documents(path: Path) -> Iterator[Document]:
+def read_beir_documents(path: Path) -> list[Document]:
     """Documents of a BEIR ``corpus.jsonl(.gz)``: text is ``title + blank line + text``."""
-    opener = gzip.open if path.suffix == ".gz" else open
+    from crampqa.errors import EvalError
+    from crampqa.evaluation.datasets import iter_beir_corpus
+
+    documents = []
     try:
-        with opener(path, "rt", encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                    doc_id = str(row["_id"])
-                except (ValueError, KeyError, TypeError):
-                    raise CorpusError(
-                        f"{path}:{number}: not a BEIR corpus line with an '_id'."
-                    ) from None
-                title = str(row.get("title") or "")
-                body = str(row.get("text") or "")
-                text = f"{title}\n\n{body}" if title else body
-                if not text.strip():
-                    continue
+        for doc_id, title, body in iter_beir_corpus(path):
+            text = f"{title}\n\n{body}" if title else body
+            if text.strip():
                 digest = sha256_bytes(text.encode("utf-8"))
-                yield Document(doc_id, title or doc_id, text, digest, f"{path.name}#{doc_id}")
-    except OSError as exc:
-        raise CorpusError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+                documents.append(Document(doc_id, title or doc_id, text, digest,
+                                          f"{path.name}#{doc_id}"))
+    except EvalError as exc:
+        raise CorpusError(exc.message) from None
+    return documents

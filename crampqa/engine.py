@@ -57,7 +57,8 @@ def clean_question(question: object) -> str:
     return cleaned
 
 
-def _check_k(k: int) -> int:
+def check_k(k: int) -> int:
+    """Validate the number of passages asked for."""
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
         raise InputError(f"k must be a whole number from 1 to {MAX_K} (got {k!r}).")
     return k
@@ -167,7 +168,7 @@ class CrampQA:
     ) -> Answer:
         """The top ``k`` passages for ``question``, verbatim, or an abstention."""
         text = clean_question(question)
-        k = _check_k(k)
+        k = check_k(k)
         if fusion is not None and fusion not in FUSIONS:
             raise InputError(f"Unknown fusion '{fusion}' (choose {', '.join(FUSIONS)}).")
         if abstain_threshold is not None and not -1.0 <= abstain_threshold <= 1.0:
@@ -186,6 +187,37 @@ class CrampQA:
             confidence=ranking.confidence,
             message=ABSTAIN_MESSAGE if ranking.abstained else None,
         )
+
+    def rank_documents(
+        self,
+        question: str,
+        k: int = 10,
+        *,
+        fusion: str | None = None,
+        rescore: bool | None = None,
+        passages: int = 100,
+    ) -> list[tuple[str, float]]:
+        """Documents ranked by their best passage: ``[(doc_id, score)]``, best first.
+
+        Used for document-level evaluation (BEIR); ``passages`` candidates are ranked.
+        """
+        text = clean_question(question)
+        if fusion is not None and fusion not in FUSIONS:
+            raise InputError(f"Unknown fusion '{fusion}' (choose {', '.join(FUSIONS)}).")
+        settings = with_overrides(
+            self.retrieval_settings, fusion=fusion, rescore=rescore,
+            dense_candidates=max(passages, self.retrieval_settings.dense_candidates),
+            lexical_candidates=max(passages, self.retrieval_settings.lexical_candidates),
+        )
+        ranking = self.retriever.rank(text, passages, settings, diversify=False)
+        best: dict[str, float] = {}
+        for cand in ranking.candidates:
+            doc_id = self.data.documents[int(self.data.passages[cand.row][P_DOC])].doc_id
+            if doc_id not in best:
+                best[doc_id] = float(cand.score)
+            if len(best) >= k:
+                break
+        return list(best.items())
 
     def _present(self, rank: int, cand: Any, weak: bool) -> RankedPassage:
         row = self.data.passages[cand.row]

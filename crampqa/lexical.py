@@ -19,7 +19,8 @@ _STOPWORDS = frozenset(
     its itself just me more most my myself no nor not of off on once only or other our ours out
     over own same she should so some such than that the their theirs them then there these they
     this those through to too under until up very was we were what when where which while who
-    whom why will with would you your yours yourself get got really thing things""".split()
+    whom why will with would you your yours yourself get got really thing things im ive dont
+    doesnt cant wont isnt arent whats hows ok also much many lot lots per""".split()
 )
 
 
@@ -60,12 +61,68 @@ def expand_query(question: str) -> str:
     return question if not extra else question + " " + " ".join(extra)
 
 
+class SavedBM25:
+    """Query side of a BM25 index saved by ``bm25s`` (``BM25.save``), with numpy alone.
+
+    ``import bm25s`` pulls in numba, llvmlite, scipy and yaml (about 0.4 s per process),
+    which dominated a cold ``crampqa ask``. The saved index holds every term's
+    precomputed BM25 contributions as a CSC matrix (``data``/``indices``/``indptr``), so
+    scoring is the same sums bm25s computes in ``get_scores`` (numpy backend), in the
+    same order and dtype: identical scores. Offers the part of the ``bm25s.BM25``
+    interface used here: ``vocab_dict`` and ``get_scores``.
+    """
+
+    #: bm25s methods that also add a non-occurrence array; those are left to bm25s.
+    _NONOCCURRENCE = ("bm25l", "bm25+")
+
+    def __init__(self, folder: Path, params: dict[str, object]) -> None:
+        self.vocab_dict: dict[str, int] = json.loads(
+            (folder / "vocab.index.json").read_text(encoding="utf-8")
+        )
+        arrays = {
+            name: np.load(folder / f"{name}.csc.index.npy", mmap_mode="r", allow_pickle=False)
+            for name in ("data", "indices", "indptr")
+        }
+        self._data, self._indices, self._indptr = (
+            arrays["data"], arrays["indices"], arrays["indptr"]
+        )
+        self.num_docs = int(params["num_docs"])  # type: ignore[call-overload]
+        self.dtype = np.dtype(str(params.get("dtype", "float32")))
+        self.int_dtype = np.dtype(str(params.get("int_dtype", "int32")))
+
+    @classmethod
+    def open(cls, folder: Path) -> SavedBM25 | None:
+        """The saved index in ``folder``, or None when bm25s itself must score it."""
+        params = json.loads((folder / "params.index.json").read_text(encoding="utf-8"))
+        if not isinstance(params, dict) or params.get("num_docs") is None:
+            raise ValueError("params.index.json lacks num_docs")
+        if str(params.get("method", "lucene")).lower() in cls._NONOCCURRENCE:
+            return None
+        return cls(folder, params)
+
+    def get_scores(self, query_tokens: list[str]) -> np.ndarray:
+        """BM25 score of every document: as ``bm25s.BM25.get_scores`` (numpy backend)."""
+        ids = np.asarray(
+            [self.vocab_dict[t] for t in query_tokens if t in self.vocab_dict],
+            dtype=self.int_dtype,
+        )
+        if int(ids.max(initial=0)) >= len(self._indptr) - 1:
+            raise ValueError("a query token ID lies outside the BM25 index")
+        starts = self._indptr[ids]
+        ends = self._indptr[ids + 1]
+        scores = np.zeros(self.num_docs, dtype=self.dtype)
+        for start, end in zip(starts, ends, strict=True):
+            np.add.at(scores, self._indices[start:end], self._data[start:end])
+        return scores
+
+
 class LexicalIndex:
     """BM25 over passages, stored by bm25s as JSON and ``.npy`` files (no pickle)."""
 
     def __init__(self, retriever: object, size: int) -> None:
         self._retriever = retriever
         self.size = size
+        self._initials: dict[str, list[str]] | None = None
 
     @classmethod
     def build(cls, texts: Sequence[str]) -> LexicalIndex:
@@ -84,14 +141,45 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex:
-        """Memory-map a saved index."""
-        import bm25s
+        """Memory-map a saved index (read with numpy alone; see :class:`SavedBM25`)."""
+        retriever: object | None = SavedBM25.open(folder)
+        if retriever is None:  # a scoring method the reader does not cover: use bm25s
+            import bm25s
 
-        retriever = bm25s.BM25.load(
-            str(folder), mmap=True, allow_pickle=False, show_progress=False
-        )
+            retriever = bm25s.BM25.load(
+                str(folder), mmap=True, allow_pickle=False, show_progress=False
+            )
         size = int(json.loads((folder / "size.json").read_text(encoding="utf-8"))["size"])
         return cls(retriever, size)
+
+    def _by_initial(self) -> dict[str, list[str]]:
+        if self._initials is None:
+            self._initials = {}
+            for term in self._retriever.vocab_dict:  # type: ignore[attr-defined]
+                if term:
+                    self._initials.setdefault(term[0], []).append(term)
+        return self._initials
+
+    def unknown_share(self, question: str) -> float:
+        """Share of the question's content words the corpus never uses.
+
+        A word within a small edit of a corpus word (a typo) counts as known.
+        """
+        import difflib
+
+        tokens = tokenize(question)
+        if not tokens:
+            return 1.0
+        vocab = self._retriever.vocab_dict  # type: ignore[attr-defined]
+        unknown = 0
+        for token in tokens:
+            if token in vocab:
+                continue
+            same_initial = self._by_initial().get(token[0], [])
+            near = [t for t in same_initial if abs(len(t) - len(token)) <= 2]
+            if not difflib.get_close_matches(token, near, n=1, cutoff=0.8):
+                unknown += 1
+        return unknown / len(tokens)
 
     def scores(self, question: str) -> np.ndarray:
         """BM25 score of every passage for ``question`` (synonyms added)."""

@@ -29,13 +29,12 @@ INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 _REBUILD = "rebuild the index with `crampqa index --rebuild`"
 
 
-def _default_threads() -> int:
-    """Intra-op threads: the CPUs this process may use, at most 8."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    return max(1, min(8, cpus))
+#: Intra-op threads by default. The query path embeds one short question (about 10-30
+#: tokens) per call: too little work per operator to share between threads, and on a
+#: busy machine the pool's spinning workers fight other processes for the CPUs. One
+#: thread was 1.5-2x faster per question than two on the 2-core benchmark machine
+#: (docs/performance.md), with bit-identical vectors (tests/test_query_path.py).
+DEFAULT_THREADS = 1
 
 
 class OnnxEncoder:
@@ -44,7 +43,7 @@ class OnnxEncoder:
     def __init__(self, folder: Path, threads: int | None = None) -> None:
         """Check the export folder; the session and tokenizer load on first use."""
         self.folder = Path(folder)
-        self.threads = threads if threads and threads > 0 else _default_threads()
+        self.threads = threads if threads and threads > 0 else DEFAULT_THREADS
         for name in (MODEL_FILE, TOKENIZER_FILE, CONFIG_FILE):
             if not (self.folder / name).is_file():
                 raise ModelError(

@@ -27,6 +27,7 @@ class Candidate:
     lexical: float = 0.0  # raw BM25
     lexical_norm: float = 0.0  # BM25 / best BM25 for this question
     sentence: float = 0.0  # best sentence similarity within the passage
+    top2: float = 0.0  # mean similarity of the two best sentences
     sentence_rows: list[int] = field(default_factory=list)
     sentence_scores: list[float] = field(default_factory=list)
     score: float = 0.0
@@ -93,8 +94,10 @@ class Retriever:
         """The question's unit vector."""
         return self.encoder.encode([question])[0]
 
-    def rank(self, question: str, k: int, settings: RetrievalSettings) -> Ranking:
-        """Rank passages for ``question``; at most ``k`` distinct results."""
+    def rank(
+        self, question: str, k: int, settings: RetrievalSettings, diversify: bool = True
+    ) -> Ranking:
+        """Rank passages for ``question``; at most ``k`` results (distinct with ``diversify``)."""
         query = self.embed_question(question)
         fusion = settings.fusion
         candidates: dict[int, Candidate] = {}
@@ -120,20 +123,23 @@ class Retriever:
             self._sentence_features(cand, query)
         ranked = self._score(list(candidates.values()), settings, question)
         top = ranked[0]
-        confidence = max(top.dense, top.sentence)
+        unknown = self.lexical.unknown_share(question)
+        confidence = max(top.dense, top.sentence) - settings.oov_penalty * unknown
         abstained = confidence < settings.abstain_threshold
-        chosen = self._diversify(ranked, k, settings.diversity_margin)
+        chosen = self._diversify(ranked, k, settings.diversity_margin) if diversify \
+            else ranked[:k]
         return Ranking(chosen, confidence, abstained)
 
     def _sentence_features(self, cand: Candidate, query: np.ndarray) -> None:
         lo, hi = np.searchsorted(self._sentence_passage, [cand.row, cand.row + 1])
         if hi <= lo:
-            cand.sentence = cand.dense
+            cand.sentence = cand.top2 = cand.dense
             return
         sims = np.asarray(self.data.sentence_embeddings[lo:hi] @ query, dtype=np.float32)
         cand.sentence_rows = list(range(int(lo), int(hi)))
         cand.sentence_scores = [float(s) for s in sims]
         cand.sentence = float(sims.max())
+        cand.top2 = float(np.sort(sims)[-2:].mean())
 
     def _score(
         self, cands: list[Candidate], settings: RetrievalSettings, question: str
@@ -155,10 +161,11 @@ class Retriever:
                 if c.row in ranks_l:
                     c.score += 1.0 / (settings.rrf_k + ranks_l[c.row] + 1)
         else:
-            w = settings.dense_weight
             for c in cands:
-                semantic = (0.5 * c.dense + 0.5 * c.sentence) if settings.rescore else c.dense
-                c.score = w * semantic + (1.0 - w) * c.lexical_norm
+                c.score = settings.dense_weight * c.dense + settings.lexical_weight * c.lexical_norm
+                if settings.rescore:
+                    c.score += settings.sentence_weight * c.sentence
+                    c.score += settings.top2_weight * c.top2
         if settings.rescore and self.reranker is not None:
             texts = [self.data.passage_text(c.row) for c in cands]
             for c, s in zip(cands, self.reranker.rescore(question, texts), strict=True):

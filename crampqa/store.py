@@ -284,8 +284,11 @@ def load_version(folder: Path, verify_full: bool = False) -> IndexData:
                 row = json.loads(line)
                 documents.append(Document(row["doc_id"], row["title"], row["text"],
                                           row["sha256"], row.get("path", ""), row.get("url", "")))
-        arrays = {
-            name: np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+        # Plain ndarray views of the memory maps: still mapped, not copied, but without
+        # np.memmap's Python-level __getitem__/__array_wrap__ on every row and slice
+        # taken while ranking (about 0.3 ms of a warm ask).
+        arrays: dict[str, Any] = {
+            name: np.asarray(np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False))
             for name in ("passages", "sentences", "embeddings", "sentence_embeddings")
         }
     except (OSError, ValueError, KeyError) as exc:

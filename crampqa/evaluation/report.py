@@ -1,0 +1,314 @@
+"""Presenting an evaluation: terminal table, JSON, Markdown report, plot and TREC run files."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from crampqa.errors import EvalError
+from crampqa.evaluation.metrics import Run, rank_run
+from crampqa.evaluation.runner import ConfigResult, EvalResult, compared_metrics
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+MISSES_SHOWN = 100  # per configuration, in report.md
+_NO_VALUE = "—"
+_WS = re.compile(r"\s")
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return _NO_VALUE if value is None else f"{value:.{digits}f}"
+
+
+def _rate(c: ConfigResult, rate: str) -> str:
+    a = c.abstention
+    return _NO_VALUE if a is None or rate not in a else f"{float(a[rate]):.3f}"
+
+
+def _count(result: EvalResult, key: str) -> int:
+    a = result.configs[0].abstention
+    return int(a.get(key, 0)) if a else 0
+
+
+def metric_rows(result: EvalResult) -> list[tuple[str, list[str]]]:
+    """``(label, one cell per configuration)`` rows shared by the table and report.md."""
+    k = result.k
+    cols = result.configs
+    rows: list[tuple[str, list[str]]] = []
+    names = [f"hit@{j}" for j in (1, 3, 5) if j <= k]
+    names += [f"MRR@{k}", f"nDCG@{k}", f"recall@{k}", "P@1", "MAP"]
+    labels = {f"recall@{k}": f"Recall@{k}"}
+    for name in names:
+        rows.append((labels.get(name, name), [_fmt(c.metrics.get(name)) for c in cols]))
+    if result.kind == "questions":
+        rows.append((f"correct abstention (of {_count(result, 'n_unanswerable')})",
+                     [_rate(c, "correct_abstention_rate") for c in cols]))
+        rows.append((f"false abstention (of {_count(result, 'n_answerable')})",
+                     [_rate(c, "false_abstention_rate") for c in cols]))
+        rows.append(("1st passage mean chars", [_fmt(c.mean_first_chars, 0) for c in cols]))
+    rows.append(("latency p50 ms", [_fmt(c.latency["p50_ms"], 1) for c in cols]))
+    rows.append(("latency p95 ms", [_fmt(c.latency["p95_ms"], 1) for c in cols]))
+    by_config = {cmp.config: cmp for cmp in result.comparisons}
+    if by_config:
+        for measure in compared_metrics(k):
+            deltas, pvals = [], []
+            for c in cols:
+                cmp = by_config.get(c.name)
+                deltas.append(_NO_VALUE if cmp is None else f"{cmp.mean_diff[measure]:+.3f}")
+                pvals.append(_NO_VALUE if cmp is None else f"{cmp.p_values[measure]:.3f}")
+            rows.append((f"Δ {measure}", deltas))
+            rows.append((f"p {measure}", pvals))
+    return rows
+
+
+def _caption(result: EvalResult) -> str:
+    what = "questions" if result.kind == "questions" else f"queries ({result.split})"
+    n_eval = len(result.configs[0].per_query)
+    unit = "passages" if result.kind == "questions" else "documents"
+    return (f"{result.source} · {result.n_queries} {what}, {n_eval} scored against relevant "
+            f"{unit} · k={result.k} · index {result.index}")
+
+
+def notes(result: EvalResult) -> list[str]:
+    """Short remarks to print under the table."""
+    out: list[str] = []
+    if result.without_relevant:
+        shown = ", ".join(result.without_relevant[:5])
+        more = f" and {len(result.without_relevant) - 5} more" if len(
+            result.without_relevant) > 5 else ""
+        what = ("answerable question(s) have no indexed passage containing their evidence"
+                if result.kind == "questions" else "query(ies) have no relevant document")
+        out.append(f"note: {len(result.without_relevant)} {what} ({shown}{more}); "
+                   "they get no retrieval metrics.")
+    if result.comparisons:
+        out.append(f"Δ: mean per-question difference to {result.baseline} (the baseline); "
+                   "p: two-sided paired randomisation test, 10,000 sign flips.")
+    return out
+
+
+# --------------------------------------------------------------------------- terminal / JSON
+
+
+def metrics_table(result: EvalResult) -> Table:
+    """A rich table: one row per measure, one column per configuration."""
+    from rich.table import Table
+
+    table = Table(title="crampqa eval", caption=_caption(result), caption_justify="left")
+    table.add_column("measure", no_wrap=True)
+    for c in result.configs:
+        table.add_column(c.name, justify="right", overflow="fold")
+    for label, cells in metric_rows(result):
+        table.add_row(label, *cells)
+    return table
+
+
+def print_result(result: EvalResult, console: Console) -> None:
+    """Print the metrics table and its notes."""
+    console.print(metrics_table(result))
+    for line in notes(result):
+        console.print(line, markup=False, highlight=False)
+
+
+def result_json(result: EvalResult) -> str:
+    """The ``--json`` output (the same object as ``results.json``)."""
+    return json.dumps(result.to_dict(), ensure_ascii=False, indent=2)
+
+
+# --------------------------------------------------------------------------- TREC runs
+
+
+def write_trec_run(path: Path, run: Run, tag: str) -> Path:
+    """Write ``run`` as TREC lines ``qid Q0 docid rank score tag`` in trec_eval order."""
+    for name, value in (("tag", tag), *((f"query id {q!r}", q) for q in run)):
+        if not value or _WS.search(value):
+            raise EvalError(f"Cannot write a TREC run: {name} must be non-empty without spaces.")
+    lines: list[str] = []
+    for qid in sorted(run):
+        for rank, docid in enumerate(rank_run(run[qid]), start=1):
+            if _WS.search(docid):
+                raise EvalError(f"Cannot write a TREC run: document id {docid!r} has spaces.")
+            lines.append(f"{qid} Q0 {docid} {rank} {run[qid][docid]!r} {tag}\n")
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(lines), encoding="utf-8")
+    except OSError as exc:
+        raise EvalError(f"Cannot write the run file {path}: {exc.strerror or exc}.") from None
+    return path
+
+
+def read_trec_run(path: Path) -> Run:
+    """Parse a TREC run file back into ``qid -> docid -> score``."""
+    run: Run = {}
+    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = line.split()
+        if len(fields) != 6:
+            raise EvalError(f"{path}:{lineno}: expected 'qid Q0 docid rank score tag'.")
+        run.setdefault(fields[0], {})[fields[2]] = float(fields[4])
+    return run
+
+
+def run_paths(path: Path, names: Sequence[str]) -> list[Path]:
+    """``path`` for the first configuration, ``path.<name>`` for each other one."""
+    path = Path(path)
+    return [path if i == 0 else path.with_name(f"{path.name}.{n}") for i, n in enumerate(names)]
+
+
+def write_runs(result: EvalResult, path: Path) -> list[Path]:
+    """Write every configuration's run (see :func:`run_paths`); tag ``crampqa-<config>``."""
+    targets = run_paths(path, [c.name for c in result.configs])
+    return [write_trec_run(p, c.run, f"crampqa-{c.name}")
+            for p, c in zip(targets, result.configs, strict=True)]
+
+
+# --------------------------------------------------------------------------- report folder
+
+
+def _md(text: object, limit: int | None = None) -> str:
+    """A Markdown table cell: one line, pipes escaped, optionally shortened."""
+    s = " ".join(str(text).split())
+    if limit is not None and len(s) > limit:
+        s = s[: limit - 1] + "…"
+    return s.replace("|", "\\|")
+
+
+def _misses(result: EvalResult, c: ConfigResult) -> list[tuple[str, str, str, str, str]]:
+    """(id, problem, question, expected, what came first) for every miss of ``c``."""
+    rows: list[tuple[str, str, str, str, str]] = []
+    for r in c.records:
+        if result.kind == "questions":
+            if r.answerable and r.abstained:
+                problem = "abstained on an answerable question"
+            elif r.answerable and r.first_relevant_rank != 1:
+                problem = (f"no evidence in the top {result.k}"
+                           if r.first_relevant_rank is None
+                           else f"evidence first at rank {r.first_relevant_rank}")
+            elif not r.answerable and not r.abstained:
+                problem = "answered an unanswerable question"
+            else:
+                continue
+            expected = " / ".join(r.expected) or "(not answerable)"
+            first = f"`{r.first_id}` {r.first_text or ''}" if r.first_id else "(nothing)"
+        else:
+            if r.first_relevant_rank == 1 or r.n_relevant == 0:
+                continue
+            problem = (f"no relevant document in the top {result.k}"
+                       if r.first_relevant_rank is None
+                       else f"relevant first at rank {r.first_relevant_rank}")
+            expected = ", ".join(r.expected)
+            first = f"`{r.first_id}`" if r.first_id else "(nothing)"
+        rows.append((r.qid, problem, r.question, expected, first))
+    return rows
+
+
+def markdown_report(result: EvalResult) -> str:
+    """``report.md``: metrics, comparison with p-values, and the misses of each config."""
+    names = [c.name for c in result.configs]
+    out = ["# crampqa evaluation", "", _caption(result), ""]
+    out += ["## Metrics", "", "| measure | " + " | ".join(names) + " |",
+            "| --- |" + " ---: |" * len(names)]
+    for label, cells in metric_rows(result):
+        out.append(f"| {_md(label)} | " + " | ".join(_md(c) for c in cells) + " |")
+    out.append("")
+    out += [f"- {n}" for n in notes(result)]
+    if result.comparisons:
+        out += ["", f"## Comparison with `{result.baseline}`", "",
+                "Mean per-question difference (config − baseline) and two-sided paired "
+                "randomisation test p-value; better / worse counts questions.", "",
+                "| config | measure | mean Δ | p | better | worse |",
+                "| --- | --- | ---: | ---: | ---: | ---: |"]
+        for cmp in result.comparisons:
+            for m in compared_metrics(result.k):
+                diffs = [d[m] for d in cmp.per_query_diff.values()]
+                out.append(f"| {_md(cmp.config)} | {m} | {cmp.mean_diff[m]:+.3f} | "
+                           f"{cmp.p_values[m]:.4f} | {sum(d > 0 for d in diffs)} | "
+                           f"{sum(d < 0 for d in diffs)} |")
+    out += ["", "## Misses", ""]
+    for c in result.configs:
+        misses = _misses(result, c)
+        out += [f"### {c.name} ({len(misses)})", ""]
+        if not misses:
+            out += ["None.", ""]
+            continue
+        out += ["| id | problem | question | expected | what came first |",
+                "| --- | --- | --- | --- | --- |"]
+        for qid, problem, question, expected, first in misses[:MISSES_SHOWN]:
+            out.append(f"| {_md(qid)} | {_md(problem)} | {_md(question, 200)} | "
+                       f"{_md(expected, 300)} | {_md(first, 300)} |")
+        if len(misses) > MISSES_SHOWN:
+            out.append(f"\n… and {len(misses) - MISSES_SHOWN} more (see results.json).")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _width(i: int, n: int) -> float:
+    """Line width: earlier configurations drawn wider so identical curves stay visible."""
+    return 1.2 + 1.6 * (n - 1 - i) / max(n - 1, 1)
+
+
+def write_plot(result: EvalResult, path: Path) -> Path:
+    """``plot.png``: hit@k and recall@k per config, and answered accuracy vs coverage."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    panels = 2 if result.kind == "questions" else 1
+    fig = Figure(figsize=(6.5 * panels, 4.8), dpi=110)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, panels, squeeze=False)[0]
+    ax = axes[0]
+    for i, c in enumerate(result.configs):
+        color, lw = f"C{i}", _width(i, len(result.configs))
+        ks = list(range(1, len(c.curves["hit"]) + 1))
+        ax.plot(ks, c.curves["hit"], color=color, lw=lw, marker="o", ms=3,
+                label=f"{c.name} hit@k")
+        ax.plot(ks, c.curves["recall"], color=color, lw=lw, ls="--",
+                label=f"{c.name} recall@k")
+    ax.set_xlabel("k")
+    ax.set_ylabel("mean over scored queries")
+    ax.set_ylim(0, 1.02)
+    ax.set_title("hit@k (solid) and recall@k (dashed)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    if panels == 2:
+        ax = axes[1]
+        for i, c in enumerate(result.configs):
+            if c.coverage:
+                cov = [row[1] for row in c.coverage]
+                acc = [row[2] for row in c.coverage]
+                ax.step(cov, acc, where="post", color=f"C{i}",
+                        lw=_width(i, len(result.configs)), label=c.name)
+        ax.set_xlabel("coverage (share of questions answered)")
+        ax.set_ylabel("answered accuracy (hit@1)")
+        ax.set_xlim(0, 1.02)
+        ax.set_ylim(0, 1.02)
+        ax.set_title("accuracy vs coverage as the abstention threshold moves")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    return Path(path)
+
+
+def write_report(result: EvalResult, folder: Path) -> list[Path]:
+    """Write ``report.md``, ``results.json`` and ``plot.png`` into ``folder``."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        md = folder / "report.md"
+        md.write_text(markdown_report(result), encoding="utf-8")
+        js = folder / "results.json"
+        js.write_text(result_json(result) + "\n", encoding="utf-8")
+        png = write_plot(result, folder / "plot.png")
+    except OSError as exc:
+        raise EvalError(f"Cannot write the report to {folder}: {exc.strerror or exc}.") from None
+    return [md, js, png]

@@ -1,0 +1,334 @@
+"""The crampqa web service: a JSON API and one static page over an opened :class:`CrampQA`.
+
+The index is opened once by the caller and passed to :func:`create_app`; every request
+uses that engine. Errors reach clients only as ``{"error": ..., "message": ...}``:
+:func:`error_response` is the one place a :class:`CrampQAError` becomes an HTTP response,
+and anything unexpected becomes a generic 500 without a traceback.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, MutableMapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Body, Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from crampqa.config import MAX_K, MAX_QUESTION_CHARS
+from crampqa.engine import CrampQA
+from crampqa.errors import CrampQAError, InputError
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+#: Host names accepted by default (the service is meant for this machine only).
+LOOPBACK_HOSTS: frozenset[str] = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
+#: The largest request body accepted; a question is at most MAX_QUESTION_CHARS characters.
+MAX_BODY_BYTES = 64 * 1024
+#: Parameters ``GET /api/ask`` understands; anything else is rejected.
+ASK_PARAMS = frozenset({"q", "question", "k"})
+
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+# FastAPI's /docs page (Swagger UI) loads its script and stylesheet from a CDN and starts
+# them with an inline script; only that page gets this wider policy.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "img-src 'self' data: https://fastapi.tiangolo.com; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+    "cross-origin-opener-policy": "same-origin",
+    "cross-origin-resource-policy": "same-origin",
+    "permissions-policy": "camera=(), microphone=(), geolocation=()",
+}
+INTERNAL_ERROR = {
+    "error": "internal_error",
+    "message": "Something went wrong on the server; the details are in the server's log.",
+}
+HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class RequestTooLarge(CrampQAError):
+    """The request body is larger than :data:`MAX_BODY_BYTES`."""
+
+    http_status = 413
+    code = "too_large"
+
+
+class BadHost(CrampQAError):
+    """The request named a host this service does not answer for (DNS rebinding guard)."""
+
+    http_status = 400
+    code = "bad_host"
+
+
+class ErrorBody(BaseModel):
+    """The JSON shape of every error response."""
+
+    error: str = Field(examples=["bad_input"])
+    message: str = Field(examples=["The question is empty; ask something like '...'."])
+
+
+class AskBody(BaseModel):
+    """``POST /api/ask`` body: the question as ``q`` or ``question``, and ``k``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    q: str | None = Field(None, description=f"The question (at most {MAX_QUESTION_CHARS} "
+                          "characters).", examples=["why do my calves cramp at night"])
+    question: str | None = Field(None, description="Same as `q`; give one of the two.")
+    k: StrictInt = Field(3, ge=1, le=MAX_K, description="How many passages to return.")
+
+
+def error_response(exc: CrampQAError) -> JSONResponse:
+    """The one conversion of a crampqa error into an HTTP response."""
+    return JSONResponse(exc.to_dict(), status_code=exc.http_status,
+                        headers={"cache-control": "no-store"})
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    """A short, input-free message for FastAPI's validation errors."""
+    for err in exc.errors():
+        loc = [str(part) for part in err.get("loc", ()) if part not in ("query", "body")]
+        kind = str(err.get("type", ""))
+        if not loc or kind == "json_invalid":
+            return ('The request body must be a JSON object like '
+                    '{"q": "why do my calves cramp at night", "k": 3}.')
+        name = loc[-1]
+        if kind == "extra_forbidden":
+            return f"Unknown field '{name}'; use 'q' (or 'question') and 'k'."
+        if name == "k":
+            return f"k must be a whole number from 1 to {MAX_K}."
+        if name in ("q", "question"):
+            return f"'{name}' must be text of at most {MAX_QUESTION_CHARS} characters."
+        return f"{name}: {err.get('msg', 'invalid value')}."
+    return "The request is not valid."
+
+
+def _hostname(host: str) -> str:
+    """The host part of a Host header, lower-cased, without the port."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        end = host.find("]")
+        return host[: end + 1] if end > 0 else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+class GuardMiddleware:
+    """Pure ASGI middleware: Host check, request size limit and security headers."""
+
+    def __init__(self, app: ASGIApp, allowed_hosts: Collection[str] | None) -> None:
+        self.app = app
+        self.allowed = {h.lower() for h in allowed_hosts} if allowed_hosts is not None else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check the request, then pass it on with headers added to the response."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        path = str(scope.get("path", ""))
+        csp = DOCS_CSP if path in ("/docs", "/docs/oauth2-redirect") else PAGE_CSP
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                out = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    out.setdefault(name, value)
+                out.setdefault("content-security-policy", csp)
+                if path.startswith("/api/"):
+                    out.setdefault("cache-control", "no-store")
+            await send(message)
+
+        problem: CrampQAError | None = None
+        if self.allowed is not None and _hostname(headers.get("host", "")) not in self.allowed:
+            problem = BadHost("This service only answers requests for this machine "
+                              "(http://127.0.0.1); check the address.")
+        length = headers.get("content-length")
+        if problem is None and length is not None and (
+            not length.isdigit() or int(length) > MAX_BODY_BYTES
+        ):
+            problem = RequestTooLarge(f"The request body is over {MAX_BODY_BYTES} bytes.")
+        if problem is None and "chunked" in headers.get("transfer-encoding", "").lower():
+            body = bytearray()
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return  # the client went away
+                body += message.get("body", b"")
+                if len(body) > MAX_BODY_BYTES:
+                    problem = RequestTooLarge(f"The request body is over {MAX_BODY_BYTES} "
+                                              "bytes.")
+                    break
+                if not message.get("more_body", False):
+                    receive = _replay(bytes(body), receive)
+                    break
+        if problem is not None:
+            await error_response(problem)(scope, receive, send_with_headers)
+            return
+        await self.app(scope, receive, send_with_headers)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that yields an already-read body once, then defers to the original."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _only_ask_params(request: Request) -> None:
+    """Reject unknown or repeated query parameters on ``/api/ask``."""
+    params = request.query_params
+    for name in params:
+        if name not in ASK_PARAMS:
+            raise InputError(f"Unknown parameter '{name}'; use 'q' (or 'question') and 'k'.")
+        if len(params.getlist(name)) > 1:
+            raise InputError(f"The parameter '{name}' was given more than once.")
+
+
+def _pick_question(q: str | None, question: str | None) -> str:
+    """The question from ``q`` or ``question`` (exactly one of them)."""
+    if q is not None and question is not None:
+        raise InputError("Give the question as 'q' or 'question', not both.")
+    text = q if q is not None else question
+    if text is None:
+        raise InputError("The question is missing; send it as 'q', for example "
+                         "/api/ask?q=why+do+my+calves+cramp+at+night.")
+    return text
+
+
+def create_app(
+    qa: CrampQA,
+    *,
+    allowed_hosts: Collection[str] | None = LOOPBACK_HOSTS,
+    warm_up: bool = True,
+) -> FastAPI:
+    """The FastAPI app serving ``qa`` (already opened): JSON API, page and /docs.
+
+    ``allowed_hosts`` lists the Host names answered (loopback by default; ``None`` answers
+    any). With ``warm_up`` the query encoder runs once at start-up, so the first question
+    is as fast as the rest.
+    """
+    lock = threading.Lock()  # one question at a time through the shared engine
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if warm_up:
+            with lock:
+                qa.ask("leg cramps at night", k=1)
+        yield
+
+    app = FastAPI(
+        title="crampqa",
+        version="0.1.0",
+        summary="Verbatim, source-cited passages about leg cramps. Not medical advice.",
+        description=(
+            "Every passage is an exact slice `document_text[start:end]` of a source article, "
+            "with its source ID. When the sources do not cover a question the answer says so "
+            "(`abstained: true`) and the closest passages are marked `weak`. Errors are "
+            '`{"error": ..., "message": ...}`.'
+        ),
+        lifespan=lifespan,
+        redoc_url=None,
+        debug=False,
+    )
+    app.state.qa = qa
+    app.add_middleware(GuardMiddleware, allowed_hosts=allowed_hosts)
+
+    @app.exception_handler(CrampQAError)
+    async def crampqa_error(request: Request, exc: CrampQAError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(InputError(_validation_message(exc)))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = HTTP_ERROR_CODES.get(exc.status_code, "http_error")
+        message = exc.detail if isinstance(exc.detail, str) else "The request failed."
+        return JSONResponse({"error": code, "message": message}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(INTERNAL_ERROR, status_code=500)
+
+    errors: dict[int | str, dict[str, Any]] = {
+        422: {"model": ErrorBody, "description": "Unusable question or parameter."},
+    }
+
+    def answer(question: str, k: int) -> JSONResponse:
+        with lock:
+            result = qa.ask(question, k=k)
+        return JSONResponse(result.to_dict())
+
+    @app.get("/api/ask", tags=["ask"], responses=errors,
+             dependencies=[Depends(_only_ask_params)])
+    def ask_get(
+        q: Annotated[str | None, Query(description="The question, at most "
+                                       f"{MAX_QUESTION_CHARS} characters.")] = None,
+        question: Annotated[str | None, Query(description="Same as `q`.")] = None,
+        k: Annotated[int, Query(ge=1, le=MAX_K, description="How many passages.")] = 3,
+    ) -> JSONResponse:
+        """The top ``k`` passages for a question, verbatim, or an abstention.
+
+        The body is exactly the object printed by ``crampqa ask --json``.
+        """
+        return answer(_pick_question(q, question), k)
+
+    @app.post("/api/ask", tags=["ask"], responses=errors)
+    def ask_post(body: Annotated[AskBody, Body()]) -> JSONResponse:
+        """Same as ``GET /api/ask``, with a JSON body ``{"q": ..., "k": ...}``."""
+        return answer(_pick_question(body.q, body.question), body.k)
+
+    @app.get("/api/health", tags=["service"])
+    def health() -> dict[str, Any]:
+        """Service status and the size and version of the opened index."""
+        return {
+            "status": "ok",
+            "documents": len(qa.data.documents),
+            "passages": int(qa.data.passages.shape[0]),
+            "index": qa.data.folder.name,
+        }
+
+    @app.get("/api/sources", tags=["service"])
+    def sources() -> list[dict[str, Any]]:
+        """The indexed documents: ID, title, path, URL and size (as ``crampqa sources``)."""
+        return qa.sources()
+
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+    def page() -> Response:
+        """The single page (static HTML; its script lives in /static/app.js)."""
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

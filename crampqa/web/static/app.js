@@ -1,0 +1,177 @@
+// crampqa page: asks /api/ask and shows the passages verbatim.
+// Every piece of text from the server is set with textContent (never innerHTML),
+// so passage text is always shown as text, never interpreted as markup.
+"use strict";
+
+(function () {
+  const form = document.getElementById("ask-form");
+  const input = document.getElementById("question");
+  const kSelect = document.getElementById("k");
+  const results = document.getElementById("results");
+  let pending = null;
+
+  /** Create an element with an optional class and text. */
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  /** Sorted, clamped, non-overlapping [start, end) spans relative to the passage. */
+  function relativeSpans(passage) {
+    const length = passage.text.length;
+    const spans = (passage.highlights || [])
+      .map(function (h) {
+        return [Math.max(0, h[0] - passage.start), Math.min(length, h[1] - passage.start)];
+      })
+      .filter(function (s) { return s[1] > s[0]; })
+      .sort(function (a, b) { return a[0] - b[0]; });
+    const merged = [];
+    for (const span of spans) {
+      const last = merged[merged.length - 1];
+      if (last && span[0] <= last[1]) last[1] = Math.max(last[1], span[1]);
+      else merged.push([span[0], span[1]]);
+    }
+    return merged;
+  }
+
+  /** The passage text with its best sentences in <mark>, built from text nodes only. */
+  function passageText(passage) {
+    const block = el("p", "passage-text");
+    const text = passage.text;
+    let at = 0;
+    for (const span of relativeSpans(passage)) {
+      if (span[0] > at) block.appendChild(document.createTextNode(text.slice(at, span[0])));
+      block.appendChild(el("mark", null, text.slice(span[0], span[1])));
+      at = span[1];
+    }
+    if (at < text.length) block.appendChild(document.createTextNode(text.slice(at)));
+    return block;
+  }
+
+  function renderPassage(passage) {
+    const item = el("li", "passage-item");
+    const article = el("article", passage.weak ? "passage weak" : "passage");
+    const titleId = "passage-title-" + passage.rank;
+    article.setAttribute("aria-labelledby", titleId);
+
+    const header = el("header", "passage-header");
+    header.appendChild(el("span", "rank", passage.rank + "."));
+    const title = el("h3", "passage-title", passage.title || passage.doc_id);
+    title.id = titleId;
+    header.appendChild(title);
+    if (passage.weak) header.appendChild(el("span", "badge", "Weak match"));
+    article.appendChild(header);
+
+    if (passage.heading) {
+      const heading = el("p", "section-heading");
+      heading.appendChild(el("span", "label", "Section: "));
+      heading.appendChild(el("span", "heading-text", passage.heading));
+      article.appendChild(heading);
+    }
+    if (passage.context) {
+      const context = el("div", "table-context");
+      context.appendChild(el("span", "label", "Table header"));
+      context.appendChild(el("p", "context-text", passage.context));
+      article.appendChild(context);
+    }
+    article.appendChild(passageText(passage));
+
+    const source = el("p", "source");
+    source.appendChild(el("span", "label", "Source "));
+    source.appendChild(el("code", "source-id", passage.source_id));
+    source.appendChild(document.createTextNode(" · score " + Number(passage.score).toFixed(3)));
+    article.appendChild(source);
+
+    item.appendChild(article);
+    return item;
+  }
+
+  function renderAnswer(answer) {
+    const box = document.createDocumentFragment();
+    const passages = answer.passages || [];
+    if (answer.abstained) {
+      box.appendChild(el("p", "abstain",
+        answer.message || "These sources do not cover this question."));
+      if (passages.length) {
+        box.appendChild(el("h2", "results-heading", "Closest passages (weak matches)"));
+      }
+    } else {
+      const count = passages.length === 1 ? "1 passage" : passages.length + " passages";
+      box.appendChild(el("h2", "results-heading", count + " from the sources"));
+    }
+    if (passages.length) {
+      const list = el("ol", "passages");
+      for (const passage of passages) list.appendChild(renderPassage(passage));
+      box.appendChild(list);
+    }
+    box.appendChild(el("p", "disclaimer answer-disclaimer", answer.disclaimer));
+    return box;
+  }
+
+  function show(content) {
+    results.replaceChildren(content);
+    results.setAttribute("aria-busy", "false");
+  }
+
+  function showError(message) {
+    const node = el("p", "error", message);
+    node.setAttribute("role", "alert");
+    show(node);
+  }
+
+  async function ask(question, k) {
+    if (pending) pending.abort();
+    const controller = new AbortController();
+    pending = controller;
+    results.setAttribute("aria-busy", "true");
+    results.replaceChildren(el("p", "status", "Searching the sources…"));
+    const params = new URLSearchParams({ q: question, k: String(k) });
+    history.replaceState(null, "", "/?" + params.toString());
+    try {
+      const response = await fetch("/api/ask?" + params.toString(), {
+        signal: controller.signal,
+        headers: { Accept: "application/json" },
+      });
+      let data = null;
+      try {
+        data = await response.json();
+      } catch (e) {
+        data = null;
+      }
+      if (!response.ok) {
+        showError((data && data.message) || "The server could not answer (" +
+          response.status + ").");
+        return;
+      }
+      show(renderAnswer(data));
+    } catch (error) {
+      if (error && error.name === "AbortError") return;
+      showError("The crampqa server could not be reached. Is `crampqa serve` still running?");
+    } finally {
+      if (pending === controller) pending = null;
+    }
+  }
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    const question = input.value.trim();
+    if (!question) {
+      showError("Type a question first, for example: why do my calves cramp at night");
+      input.focus();
+      return;
+    }
+    ask(question, kSelect.value);
+  });
+
+  // A link such as /?q=why+do+my+calves+cramp asks straight away.
+  const initial = new URLSearchParams(window.location.search);
+  const q = initial.get("q");
+  const kValues = Array.from(kSelect.options).map(function (o) { return o.value; });
+  if (kValues.indexOf(initial.get("k")) >= 0) kSelect.value = initial.get("k");
+  if (q && q.trim()) {
+    input.value = q;
+    ask(q.trim(), kSelect.value);
+  }
+})();

@@ -1,0 +1,380 @@
+"""The web service (`crampqa serve`): JSON API, error shapes, headers, page, and one browser run."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from crampqa import CrampQA
+from crampqa.config import MAX_K, MAX_QUESTION_CHARS, PROJECT_ROOT
+from crampqa.results import ABSTAIN_MESSAGE, DISCLAIMER
+from crampqa.web.app import INTERNAL_ERROR, STATIC_DIR, create_app
+from tests.conftest import CORPUS
+
+BASE = "http://127.0.0.1:8765"
+QUESTION = "why do my calves cramp at night"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def client(real_qa: CrampQA) -> Iterator[TestClient]:
+    """A client of the app over the session's real index (start-up and warm-up included)."""
+    with TestClient(create_app(real_qa), base_url=BASE) as test_client:
+        yield test_client
+
+
+def assert_clean_error(response: httpx.Response, status: int, code: str = "bad_input") -> str:
+    """The response is a JSON error of the documented shape, with no traceback in it."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error", "message"}
+    assert body["error"] == code
+    assert body["message"] and "\n" not in body["message"]
+    assert "Traceback" not in response.text and 'File "' not in response.text
+    return str(body["message"])
+
+
+# ---- asking ---------------------------------------------------------------------------
+
+
+def test_get_ask_returns_exactly_the_engine_answer(client: TestClient, real_qa: CrampQA) -> None:
+    response = client.get("/api/ask", params={"q": QUESTION, "k": 4})
+    assert response.status_code == 200
+    assert response.json() == real_qa.ask(QUESTION, k=4).to_dict()
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_post_ask_accepts_q_or_question(client: TestClient, real_qa: CrampQA) -> None:
+    expected = real_qa.ask("which blood test shows my real magnesium level", k=2).to_dict()
+    for key in ("q", "question"):
+        response = client.post("/api/ask", json={key: expected["question"], "k": 2})
+        assert response.status_code == 200
+        assert response.json() == expected
+    default_k = client.post("/api/ask", json={"q": QUESTION}).json()
+    assert default_k == real_qa.ask(QUESTION).to_dict()
+
+
+def test_off_topic_question_matches_the_engine(client: TestClient, real_qa: CrampQA) -> None:
+    question = "how do I replace the chain on a mountain bike"
+    data = client.get("/api/ask", params={"q": question}).json()
+    assert data == real_qa.ask(question).to_dict()
+    if data["abstained"]:
+        assert data["message"] == ABSTAIN_MESSAGE
+        assert all(p["weak"] for p in data["passages"])
+
+
+def test_passages_are_verbatim_slices(client: TestClient, real_qa: CrampQA) -> None:
+    data = client.get("/api/ask", params={"q": "magnesium and vitamin D", "k": 6}).json()
+    assert data["passages"]
+    for p in data["passages"]:
+        text = real_qa.document_text(p["doc_id"])
+        assert p["text"] == text[p["start"] : p["end"]]
+        assert p["source_id"] == f"{p['doc_id']}#{p['start']}-{p['end']}"
+        for start, end in p["highlights"]:
+            assert p["start"] <= start < end <= p["end"]
+        if p["heading"] is not None:
+            assert p["heading"] == text[p["heading_start"] : p["heading_end"]]
+    assert data["disclaimer"] == DISCLAIMER
+
+
+# ---- input limits and errors ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("params", "needle"),
+    [
+        ({"q": "x" * (MAX_QUESTION_CHARS + 1)}, str(MAX_QUESTION_CHARS)),
+        ({"q": ""}, "empty"),
+        ({"q": "   \t  "}, "empty"),
+        ({}, "missing"),
+        ({"q": QUESTION, "debug": "1"}, "Unknown parameter 'debug'"),
+        ({"q": QUESTION, "k": 0}, f"1 to {MAX_K}"),
+        ({"q": QUESTION, "k": MAX_K + 1}, f"1 to {MAX_K}"),
+        ({"q": QUESTION, "k": "three"}, f"1 to {MAX_K}"),
+        ({"q": QUESTION, "question": QUESTION}, "not both"),
+    ],
+)
+def test_get_ask_rejects_bad_input(
+    client: TestClient, params: dict[str, Any], needle: str
+) -> None:
+    message = assert_clean_error(client.get("/api/ask", params=params), 422)
+    assert needle in message
+
+
+def test_repeated_parameter_is_rejected(client: TestClient) -> None:
+    response = client.get(f"/api/ask?q={QUESTION}&q=magnesium")
+    assert "more than once" in assert_clean_error(response, 422)
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({"q": "y" * (MAX_QUESTION_CHARS + 1)}, str(MAX_QUESTION_CHARS)),
+        ({"q": ""}, "empty"),
+        ({"question": QUESTION, "verbose": True}, "Unknown field 'verbose'"),
+        ({"q": QUESTION, "k": 0}, f"1 to {MAX_K}"),
+        ({"q": QUESTION, "k": "3"}, f"1 to {MAX_K}"),
+        ({"q": QUESTION, "k": True}, f"1 to {MAX_K}"),
+        ({"q": QUESTION, "k": 2.5}, f"1 to {MAX_K}"),
+        ({"q": 42}, "must be text"),
+        ([QUESTION], "JSON object"),
+        ({}, "missing"),
+    ],
+)
+def test_post_ask_rejects_bad_input(client: TestClient, body: Any, needle: str) -> None:
+    message = assert_clean_error(client.post("/api/ask", json=body), 422)
+    assert needle in message
+
+
+def test_post_ask_rejects_malformed_and_huge_bodies(client: TestClient) -> None:
+    headers = {"content-type": "application/json"}
+    bad = client.post("/api/ask", content=b'{"q": "unclosed', headers=headers)
+    assert "JSON object" in assert_clean_error(bad, 422)
+    assert "JSON object" in assert_clean_error(client.post("/api/ask"), 422)
+    huge = client.post("/api/ask", content=b"x" * 200_000, headers=headers)
+    assert_clean_error(huge, 413, "too_large")
+
+
+def test_unknown_route_and_method_are_json_errors(client: TestClient) -> None:
+    assert_clean_error(client.get("/api/nothing-here"), 404, "not_found")
+    assert_clean_error(client.delete("/api/ask"), 405, "method_not_allowed")
+
+
+def test_unexpected_failure_is_a_generic_500(
+    real_qa: CrampQA, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("secret detail at /home/someone/crampqa/engine.py line 1")
+
+    monkeypatch.setattr(real_qa, "ask", boom)
+    app = create_app(real_qa, warm_up=False)
+    with TestClient(app, base_url=BASE, raise_server_exceptions=False) as failing:
+        response = failing.get("/api/ask", params={"q": QUESTION})
+    assert response.status_code == 500
+    assert response.json() == INTERNAL_ERROR
+    assert "secret" not in response.text and "Traceback" not in response.text
+
+
+def test_foreign_host_is_refused(real_qa: CrampQA) -> None:
+    with TestClient(create_app(real_qa, warm_up=False), base_url="http://evil.example") as c:
+        assert_clean_error(c.get("/api/health"), 400, "bad_host")
+    with TestClient(create_app(real_qa, warm_up=False, allowed_hosts=None),
+                    base_url="http://evil.example") as c:
+        assert c.get("/api/health").status_code == 200
+
+
+# ---- service endpoints, docs, page ------------------------------------------------------
+
+
+def test_health(client: TestClient, real_qa: CrampQA, real_index: Path) -> None:
+    data = client.get("/api/health").json()
+    assert data == {
+        "status": "ok",
+        "documents": len(real_qa.sources()),
+        "passages": int(real_qa.data.passages.shape[0]),
+        "index": real_qa.data.folder.name,
+    }
+    assert (real_index / data["index"]).is_dir()
+
+
+def test_sources(client: TestClient, real_qa: CrampQA) -> None:
+    response = client.get("/api/sources")
+    assert response.status_code == 200
+    assert response.json() == real_qa.sources()
+    assert {s["doc_id"] for s in response.json()} >= {"000_153f9343c5352d90"}
+
+
+def test_openapi_docs(client: TestClient) -> None:
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    schema = client.get("/openapi.json").json()
+    assert {"/api/ask", "/api/health", "/api/sources"} <= set(schema["paths"])
+    assert {"get", "post"} <= set(schema["paths"]["/api/ask"])
+
+
+def test_page_and_security_headers(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    html = page.text
+    assert "not medical advice" in html
+    assert '<label for="question">' in html and 'id="question"' in html
+    assert 'aria-live="polite"' in html
+    assert 'name="viewport"' in html
+    # no inline script or style: everything comes from /static under the CSP
+    assert re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html) is None
+    assert " style=" not in html and "<style" not in html and " on" + "click=" not in html
+    csp = page.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "unsafe-inline" not in csp
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["x-frame-options"] == "DENY"
+    for name in ("app.js", "style.css", "favicon.svg"):
+        asset = client.get(f"/static/{name}")
+        assert asset.status_code == 200, name
+        assert "unsafe-inline" not in asset.headers["content-security-policy"]
+
+
+def test_page_script_never_parses_data_as_html() -> None:
+    script = (STATIC_DIR / "app.js").read_text(encoding="utf-8")
+    code = re.sub(r"//[^\n]*", "", script)  # comments may mention what is avoided
+    for sink in (".innerHTML", ".outerHTML", "insertAdjacentHTML", "document.write",
+                 "eval(", "new Function", "DOMParser"):
+        assert sink not in code, sink
+    assert "textContent" in code and "createTextNode" in code
+    assert 'createElement("mark")' in code or '"mark"' in code
+    assert ABSTAIN_MESSAGE in code
+
+
+def test_serve_reports_a_busy_port(capsys: pytest.CaptureFixture[str]) -> None:
+    from crampqa.cli import main
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        with pytest.raises(SystemExit) as exit_info:
+            main(["serve", "--port", str(port)])
+    assert exit_info.value.code == 2
+    assert f"127.0.0.1:{port}" in capsys.readouterr().err
+
+
+# ---- the page in a real browser ---------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def live_server(real_index: Path, tmp_path: Path) -> Iterator[str]:
+    """`crampqa serve` in a subprocess on a free loopback port; yields its base URL."""
+    port = _free_port()
+    log = (tmp_path / "serve.log").open("w")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crampqa.cli", "serve", "--host", "127.0.0.1",
+         "--port", str(port), "--corpus", str(CORPUS), "--index", str(real_index)],
+        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=PROJECT_ROOT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                pytest.fail("crampqa serve exited early:\n"
+                            + (tmp_path / "serve.log").read_text())
+            try:
+                if httpx.get(f"{base}/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("crampqa serve did not start:\n"
+                            + (tmp_path / "serve.log").read_text())
+            time.sleep(0.25)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.mark.browser
+def test_page_in_headless_chromium(live_server: str, real_qa: CrampQA) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium package)")
+    try:
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError:
+        pytest.skip("the playwright Python package is missing (pip install playwright)")
+
+    expected = real_qa.ask(QUESTION, k=3).to_dict()["passages"]
+    artifacts = PROJECT_ROOT / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    problems: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            # a phone-sized screen, driven by keyboard only
+            page = browser.new_page(viewport={"width": 390, "height": 844})
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.goto(live_server + "/")
+            box = page.get_by_label("Your question")
+            box.focus()
+            page.keyboard.type(QUESTION)
+            page.keyboard.press("Enter")
+            passages = page.locator("article.passage")
+            expect(passages).to_have_count(len(expected), timeout=30_000)
+            first = passages.first
+            expect(first.locator(".source-id")).to_have_text(expected[0]["source_id"])
+            expect(first.locator(".passage-title")).to_have_text(expected[0]["title"])
+            assert first.locator(".passage-text").text_content() == expected[0]["text"]
+            if expected[0]["highlights"]:
+                start, end = expected[0]["highlights"][0]
+                rel = expected[0]["start"]
+                expect(first.locator("mark").first).to_have_text(
+                    expected[0]["text"][start - rel : end - rel])
+            expect(page.locator("#disclaimer")).to_contain_text("not medical advice")
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, f"the page scrolls sideways on a phone ({width}px)"
+
+            page.screenshot(path=str(artifacts / "web-page-phone.png"), full_page=True)
+
+            # desktop screenshot for the README
+            page.set_viewport_size({"width": 1000, "height": 900})
+            shot = artifacts / "web-page.png"
+            page.screenshot(path=str(shot), full_page=True)
+            docs_shot = PROJECT_ROOT / "docs" / "screenshot.png"
+            if not docs_shot.exists() or os.environ.get("CRAMPQA_UPDATE_SCREENSHOT") == "1":
+                docs_shot.parent.mkdir(exist_ok=True)
+                shutil.copyfile(shot, docs_shot)
+
+            # abstention and escaping, with a crafted answer: markup in a passage stays text
+            hostile = '<img src=x onerror="window.pwned=1"><b>bold</b> & more'
+            crafted = {
+                "question": "q", "abstained": True, "message": ABSTAIN_MESSAGE,
+                "confidence": 0.1, "disclaimer": DISCLAIMER,
+                "passages": [{**expected[0], "text": hostile, "start": 100,
+                              "end": 100 + len(hostile), "highlights": [[110, 118]],
+                              "heading": "<i>h</i>", "context": None, "weak": True}],
+            }
+            page.route("**/api/ask?**", lambda route: route.fulfill(
+                status=200, content_type="application/json", body=json.dumps(crafted)))
+            box.fill("anything")
+            box.press("Enter")
+            expect(page.locator(".abstain")).to_have_text(ABSTAIN_MESSAGE)
+            expect(page.locator(".badge")).to_have_text("Weak match")
+            text = page.locator(".passage-text")
+            expect(text).to_have_text(hostile)
+            assert text.locator("img, b").count() == 0
+            assert page.locator(".heading-text i").count() == 0
+            expect(text.locator("mark")).to_have_text(hostile[10:18])
+            assert page.evaluate("window.pwned === undefined")
+            page.screenshot(path=str(artifacts / "web-page-abstain.png"))
+        finally:
+            browser.close()
+    assert not problems, problems
