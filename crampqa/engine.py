@@ -64,6 +64,12 @@ def check_k(k: int) -> int:
     return k
 
 
+def check_fusion(fusion: str | None) -> None:
+    """Validate a fusion override (None keeps the index's own)."""
+    if fusion is not None and fusion not in FUSIONS:
+        raise InputError(f"Unknown fusion '{fusion}' (choose {', '.join(FUSIONS)}).")
+
+
 class CrampQA:
     """Question answering over one corpus and its index, by verbatim passages only.
 
@@ -169,8 +175,7 @@ class CrampQA:
         """The top ``k`` passages for ``question``, verbatim, or an abstention."""
         text = clean_question(question)
         k = check_k(k)
-        if fusion is not None and fusion not in FUSIONS:
-            raise InputError(f"Unknown fusion '{fusion}' (choose {', '.join(FUSIONS)}).")
+        check_fusion(fusion)
         if abstain_threshold is not None and not -1.0 <= abstain_threshold <= 1.0:
             raise InputError("The abstention threshold must lie between -1 and 1.")
         settings = with_overrides(self.retrieval_settings, fusion=fusion, rescore=rescore,
@@ -202,8 +207,7 @@ class CrampQA:
         Used for document-level evaluation (BEIR); ``passages`` candidates are ranked.
         """
         text = clean_question(question)
-        if fusion is not None and fusion not in FUSIONS:
-            raise InputError(f"Unknown fusion '{fusion}' (choose {', '.join(FUSIONS)}).")
+        check_fusion(fusion)
         settings = with_overrides(
             self.retrieval_settings, fusion=fusion, rescore=rescore,
             dense_candidates=max(passages, self.retrieval_settings.dense_candidates),
