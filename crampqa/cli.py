@@ -6,17 +6,18 @@ Errors become one line and an exit code in exactly one place, :func:`main`.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import click
 import typer
 from rich.console import Console
 
-from crampqa.errors import CrampQAError, InputError
+from crampqa.errors import CrampQAError, InputError, unexpected
 
 app = typer.Typer(
     add_completion=False,
@@ -124,6 +125,8 @@ def ask(
         qa = CrampQA.open(corpus, index, progress=progress)  # type: ignore[arg-type]
     if qa.build_summary is not None:
         _report_build(qa.build_summary, quiet=as_json)
+    if qa.notice:
+        _stderr(qa.notice)
     answer = qa.ask(question, k=k, fusion=fusion, abstain_threshold=threshold)
     if as_json:
         from crampqa.presentation import answer_json
@@ -330,28 +333,52 @@ def _route(args: list[str]) -> list[str]:
     return args
 
 
+# typer >= 0.20 raises its own copy of click's exceptions; older ones raise click's
+_CLICK_ERRORS: tuple[type[Exception], ...] = (
+    click.ClickException, getattr(typer, "TyperException", click.ClickException))
+_ABORT: tuple[type[BaseException], ...] = (click.exceptions.Abort, typer.Abort,
+                                            KeyboardInterrupt)
+_EXIT: tuple[type[BaseException], ...] = (click.exceptions.Exit, typer.Exit)
+
+
+def _fail(error: CrampQAError, wants_json: bool) -> NoReturn:
+    """Print ``error`` as one line on stderr (and as JSON on stdout with --json), exit."""
+    if wants_json:
+        print(json.dumps(error.to_dict(), ensure_ascii=False), flush=True)
+    _stderr("crampqa: error: " + " ".join(error.message.splitlines()))
+    raise SystemExit(error.exit_code)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app and turn every known failure into one clear line."""
+    """Entry point: run the app and turn every failure into one clear line.
+
+    This is the one place where the CLI turns exceptions into output and exit codes
+    (docs/errors.md lists them). ``CRAMPQA_DEBUG=1`` shows unexpected tracebacks.
+    """
     args = _route(list(sys.argv[1:] if argv is None else argv))
     wants_json = "--json" in args
     try:
         app(args=args, prog_name="crampqa", standalone_mode=False)
     except CrampQAError as exc:
-        if wants_json:
-            print(json.dumps(exc.to_dict(), ensure_ascii=False))
-        _stderr(f"crampqa: error: {exc.message}")
-        raise SystemExit(exc.exit_code) from None
-    except click.exceptions.Abort:
+        _fail(exc, wants_json)
+    except _ABORT:
         _stderr("crampqa: interrupted")
         raise SystemExit(130) from None
-    except KeyboardInterrupt:
-        _stderr("crampqa: interrupted")
-        raise SystemExit(130) from None
-    except click.ClickException as exc:
-        _stderr(f"crampqa: error: {exc.format_message()}")
-        raise SystemExit(exc.exit_code) from None
-    except click.exceptions.Exit as exc:
-        raise SystemExit(exc.exit_code) from None
+    except _CLICK_ERRORS as exc:  # a bad option or argument: exit 2, like InputError
+        message = exc.format_message()  # type: ignore[attr-defined]
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `crampqa`: the help, no error
+            print(message)
+            raise SystemExit(0) from None
+        code = int(getattr(exc, "exit_code", 2))
+        error = InputError(message) if code == 2 else CrampQAError(message)
+        error.exit_code = code
+        _fail(error, wants_json)
+    except _EXIT as exc:
+        raise SystemExit(exc.exit_code) from None  # type: ignore[attr-defined]
+    except Exception as exc:
+        if os.environ.get("CRAMPQA_DEBUG"):
+            raise
+        _fail(unexpected(exc), wants_json)
 
 
 if __name__ == "__main__":  # pragma: no cover

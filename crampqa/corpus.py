@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,24 +48,36 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+#: Control characters that text files do not contain (tab, newlines and form feed aside).
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+
+
 def decode_bytes(data: bytes) -> str:
     """Decode a document's bytes; raise ``UnicodeError`` for binary data.
 
-    UTF-8 (with or without BOM) and UTF-16 with a BOM are read as such; other
-    8-bit text falls back to cp1252/Latin-1, the usual encoding of old files.
+    UTF-8 (with or without BOM) and UTF-16/UTF-32 with a BOM are read as such; other
+    8-bit text falls back to cp1252/Latin-1, the usual encoding of old files. Data
+    with NUL bytes (without a UTF-16/32 BOM) or more than 1% control characters is
+    binary.
     """
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
-    if b"\x00" in data:
+    if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        text = data.decode("utf-32")
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text = data.decode("utf-16")
+    elif b"\x00" in data:
         raise UnicodeError("binary data (NUL bytes)")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("cp1252")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            try:
+                text = data.decode("cp1252")
+            except UnicodeDecodeError:
+                text = data.decode("latin-1")
+    controls = len(_CONTROL.findall(text))
+    if "\x00" in text or controls > max(8, len(text) // 100):
+        raise UnicodeError("binary data (control characters)")
+    return text
 
 
 def html_to_text(html: str) -> tuple[str, str]:
@@ -99,9 +112,16 @@ def _title_from_text(text: str, suffix: str) -> str:
     return ""
 
 
-def _load_sources(folder: Path) -> dict[str, dict[str, str]]:
+def _load_sources(folder: Path, report: CorpusReport) -> dict[str, dict[str, str]]:
     path = folder / SOURCES_FILE
     if not path.is_file():
+        return {}
+    try:
+        inside = path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):
+        inside = False
+    if not inside:
+        report.skipped.append((SOURCES_FILE, "symlink leading outside the corpus folder"))
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -122,7 +142,11 @@ def _walk(folder: Path, report: CorpusReport) -> Iterator[Path]:
             if name.startswith(".") or (Path(dirpath) == folder and name in METADATA_FILES):
                 continue
             if path.is_symlink():
-                target = path.resolve()
+                try:
+                    target = path.resolve()
+                except (OSError, RuntimeError):  # a symlink loop
+                    report.skipped.append((rel, "broken symlink"))
+                    continue
                 if not target.is_relative_to(root):
                     report.skipped.append((rel, "symlink leading outside the corpus folder"))
                     continue
@@ -136,7 +160,7 @@ def read_corpus(folder: Path) -> CorpusReport:
     if not folder.is_dir():
         raise CorpusError(f"Corpus path is not a folder: {folder} (use --corpus DIR).")
     report = CorpusReport()
-    sources = _load_sources(folder)
+    sources = _load_sources(folder, report)
     beir = sorted(p for p in folder.iterdir() if p.name in ("corpus.jsonl", "corpus.jsonl.gz"))
     if beir:
         report.documents.extend(read_beir_documents(beir[0]))

@@ -17,7 +17,7 @@ from crampqa.config import (
 from crampqa.corpus import read_corpus
 from crampqa.dense import DenseIndex
 from crampqa.embedding import Embedder, load_query_encoder
-from crampqa.errors import CorpusError, IndexError_, InputError
+from crampqa.errors import CorpusError, IndexError_, IndexLockedError, InputError
 from crampqa.indexing import BuildSummary, Progress, build_index, corpus_fingerprint
 from crampqa.lexical import LexicalIndex
 from crampqa.results import ABSTAIN_MESSAGE, Answer, Highlight, RankedPassage
@@ -40,10 +40,15 @@ from crampqa.store import (
 def clean_question(question: object) -> str:
     """Validate a question: text, not blank, at most ``MAX_QUESTION_CHARS`` characters.
 
-    Control characters (NUL included) become spaces; nothing else is changed.
+    Control characters (NUL included) and lone surrogates become spaces and runs of
+    whitespace collapse to one space; nothing else is changed. Text over 50 times the
+    limit is refused before it is even cleaned, so a huge input costs no time.
     """
     if not isinstance(question, str):
         raise InputError("The question must be text.")
+    if len(question) > 50 * MAX_QUESTION_CHARS:
+        raise InputError(f"The question is {len(question)} characters long; the limit is "
+                         f"{MAX_QUESTION_CHARS}.")
     cleaned = "".join(
         " " if unicodedata.category(ch) in ("Cc", "Cs") else ch for ch in question
     )
@@ -84,8 +89,11 @@ class CrampQA:
         corpus_dir: Path | None,
         index_dir: Path,
         build_summary: BuildSummary | None = None,
+        notice: str | None = None,
     ) -> None:
         self.data = data
+        #: a one-line note for the user (e.g. answering from the previous version)
+        self.notice = notice
         self.retriever = retriever
         self.corpus_dir = corpus_dir
         self.index_dir = index_dir
@@ -133,6 +141,7 @@ class CrampQA:
         folder = current_version(index) if index.exists() else None
         summary: BuildSummary | None = None
         reason: str | None = None
+        notice: str | None = None
         if folder is None:
             reason = "no index yet"
         else:
@@ -150,12 +159,21 @@ class CrampQA:
                                   "run `crampqa index`.")
             if not corpus.is_dir():
                 raise CorpusError(f"Corpus folder not found: {corpus} (use --corpus DIR).")
-            summary = build_index(corpus, index, settings, embedder, progress)
-            folder = current_version(index)
-            if folder is None:  # pragma: no cover - build_index always commits a version
-                raise IndexError_(f"Building the index in {index} failed; {REBUILD_HINT}.")
-            data = load_version(folder)
-        return cls(data, _retriever(data, query_encoder or embedder), corpus, index, summary)
+            try:
+                summary = build_index(corpus, index, settings, embedder, progress)
+            except IndexLockedError:
+                if folder is None:
+                    raise
+                # another process is rebuilding: answer from the last complete version
+                notice = (f"The index is being rebuilt by another process ({reason}); "
+                          "answering from the previous complete version.")
+            else:
+                folder = current_version(index)
+                if folder is None:  # pragma: no cover - build_index always commits
+                    raise IndexError_(f"Building the index in {index} failed; {REBUILD_HINT}.")
+                data = load_version(folder)
+        return cls(data, _retriever(data, query_encoder or embedder), corpus, index, summary,
+                   notice)
 
     # ---- asking -----------------------------------------------------------------------
     @property

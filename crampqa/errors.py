@@ -72,5 +72,31 @@ class EvalError(CrampQAError):
     code = "eval_error"
 
 
+class InternalError(CrampQAError):
+    """Anything unexpected (a bug, the disk filling up): reported in one line, no traceback.
+
+    ``CRAMPQA_DEBUG=1`` makes the CLI show the traceback instead.
+    """
+
+    exit_code = 1
+    http_status = 500
+    code = "internal_error"
+
+
+def unexpected(exc: BaseException) -> CrampQAError:
+    """The one-line error for an exception crampqa did not anticipate."""
+    if isinstance(exc, CrampQAError):
+        return exc
+    if isinstance(exc, MemoryError):
+        return InternalError("Out of memory; close other programs or use a smaller corpus.")
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return InternalError(f"System error: {exc.strerror}{where}; check the disk and the "
+                             "folder permissions, then try again.")
+    detail = " ".join(str(exc).split())[:300]
+    return InternalError(f"Unexpected {type(exc).__name__}" + (f": {detail}" if detail else "")
+                         + "; please report it (CRAMPQA_DEBUG=1 shows the traceback).")
+
+
 # A readable alias: `from crampqa.errors import IndexStoreError`.
 IndexStoreError = IndexError_

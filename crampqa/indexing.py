@@ -126,6 +126,8 @@ def build_index(
     """Build (or incrementally update) the index for ``corpus_dir`` in ``index_root``."""
     started = time.perf_counter()
     settings = settings or IndexSettings()
+    # taken before reading, so a file edited during the build is seen as changed next time
+    fingerprint = corpus_fingerprint(corpus_dir)
     report = read_corpus(corpus_dir)
     if not report.documents:
         raise CorpusError(
@@ -143,7 +145,8 @@ def build_index(
         tmp = new_version_folder(index_root)
         try:
             _build_into(tmp, report, settings, embedder, previous, summary, progress)
-            manifest = _manifest(report, settings, embedder, key, corpus_dir, summary)
+            manifest = _manifest(report, settings, embedder, key, corpus_dir, summary,
+                                 fingerprint)
             summary.folder = commit_version(index_root, tmp, manifest)
         except BaseException:
             import shutil
@@ -249,7 +252,13 @@ def _build_into(
 
     DenseIndex.build(embeddings, settings.ann).save(tmp / "dense.faiss")
     export = getattr(embedder, "export", None)
-    if export is not None:
+    reusable = previous.folder / "encoder" if previous is not None else None
+    if export is not None and reusable is not None and (reusable / "model.onnx").is_file():
+        # same model weights (the content key matched): the export would be identical
+        import shutil
+
+        shutil.copytree(reusable, tmp / "encoder")
+    elif export is not None:
         if progress:
             progress("exporting query encoder", 0, 1)
         export(tmp / "encoder")
@@ -295,6 +304,7 @@ def _manifest(
     key: dict[str, Any],
     corpus_dir: Path,
     summary: BuildSummary,
+    fingerprint: list[list[Any]],
 ) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
@@ -306,7 +316,7 @@ def _manifest(
         "content_key": key,
         "corpus": {
             "dir": str(corpus_dir.resolve()),
-            "fingerprint": corpus_fingerprint(corpus_dir),
+            "fingerprint": fingerprint,
             "documents": {d.doc_id: d.sha256 for d in report.documents},
             "skipped": [list(s) for s in report.skipped],
         },

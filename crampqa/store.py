@@ -102,6 +102,9 @@ def current_version(root: Path) -> Path | None:
     if not name or "/" in name or "\\" in name or name.startswith("."):
         raise IndexError_(f"{pointer} is damaged; {REBUILD_HINT}.")
     folder = root / name
+    if folder.is_symlink() or (folder.is_dir() and folder.resolve().parent != root.resolve()):
+        raise IndexError_(f"Index version {name} named in {pointer} leads outside the index "
+                          f"folder; {REBUILD_HINT}.")
     if not folder.is_dir():
         raise IndexError_(f"Index version {name} named in {pointer} is missing; {REBUILD_HINT}.")
     return folder
@@ -135,21 +138,36 @@ def new_version_folder(root: Path) -> Path:
     """A fresh, hidden folder to build a version in."""
     stamp = f"{time.strftime('%Y%m%d%H%M%S')}{time.time_ns() % 10**9:09d}"
     folder = root / f".tmp-v-{stamp}-{os.getpid()}"
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
+    with _writing(root):
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
     return folder
+
+
+@contextlib.contextmanager
+def _writing(root: Path) -> Iterator[None]:
+    """Turn a failed write into one clear :class:`IndexError_` (read-only folder, full disk)."""
+    try:
+        yield
+    except OSError as exc:
+        raise IndexError_(
+            f"Cannot write the index in {root}: {exc.strerror or exc}; free some space or "
+            "choose a writable folder with --index DIR."
+        ) from None
 
 
 def write_arrays(folder: Path, **arrays: np.ndarray) -> None:
     """Save each array as ``<name>.npy`` without pickle."""
-    for name, array in arrays.items():
-        np.save(folder / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
+    with _writing(folder.parent):
+        for name, array in arrays.items():
+            np.save(folder / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
 
 
 def write_documents(folder: Path, documents: list[Document]) -> None:
     """Write the passage store's documents, one JSON object per line."""
-    with (folder / "documents.jsonl").open("w", encoding="utf-8") as handle:
+    with _writing(folder.parent), (folder / "documents.jsonl").open("w", encoding="utf-8") \
+            as handle:
         for doc in documents:
             row = {"doc_id": doc.doc_id, "title": doc.title, "path": doc.path, "url": doc.url,
                    "sha256": doc.sha256, "text": doc.text}
@@ -169,16 +187,17 @@ def checksums(folder: Path) -> dict[str, dict[str, Any]]:
 def commit_version(root: Path, tmp: Path, manifest: dict[str, Any]) -> Path:
     """Finish a version: manifest with checksums, fsync, rename, swap ``CURRENT``."""
     manifest = dict(manifest)
-    manifest["files"] = checksums(tmp)
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), "utf-8")
-    _fsync_tree(tmp)
     final = root / tmp.name.removeprefix(".tmp-")
-    os.replace(tmp, final)
-    pointer_tmp = root / f".{CURRENT_FILE}.{os.getpid()}"
-    pointer_tmp.write_text(final.name + "\n", encoding="utf-8")
-    with pointer_tmp.open("rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(pointer_tmp, root / CURRENT_FILE)
+    with _writing(root):
+        manifest["files"] = checksums(tmp)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), "utf-8")
+        _fsync_tree(tmp)
+        os.replace(tmp, final)
+        pointer_tmp = root / f".{CURRENT_FILE}.{os.getpid()}"
+        pointer_tmp.write_text(final.name + "\n", encoding="utf-8")
+        with pointer_tmp.open("rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(pointer_tmp, root / CURRENT_FILE)
     _fsync_dir(root)
     prune_versions(root, keep=final.name)
     return final
@@ -190,10 +209,14 @@ def prune_versions(root: Path, keep: str) -> None:
     versions = sorted(p for p in root.glob("v-*") if p.is_dir() and p.name != keep)
     for old in versions[:-1]:
         shutil.rmtree(old, ignore_errors=True)
-    for tmp in root.glob(".tmp-v-*"):
+    for tmp in root.glob(".tmp-v-*"):  # left by a build that was killed
         pid = tmp.name.rsplit("-", 1)[-1]
         if pid.isdigit() and not _pid_alive(int(pid)):
             shutil.rmtree(tmp, ignore_errors=True)
+    for pointer in root.glob(f".{CURRENT_FILE}.*"):
+        pid = pointer.name.rsplit(".", 1)[-1]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            pointer.unlink(missing_ok=True)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -225,19 +248,34 @@ def _fsync_tree(folder: Path) -> None:
     _fsync_dir(folder)
 
 
+#: Top-level manifest entries and the JSON type each must have.
+MANIFEST_SCHEMA: dict[str, type] = {
+    "model": dict, "settings": dict, "content_key": dict, "corpus": dict, "counts": dict,
+    "files": dict,
+}
+#: Files every version must list in its manifest (everything load_version reads itself).
+REQUIRED_FILES = ("documents.jsonl", "passages.npy", "sentences.npy", "embeddings.npy",
+                  "sentence_embeddings.npy", "dense.faiss", "bm25/size.json",
+                  "bm25/params.index.json", "bm25/vocab.index.json", "bm25/data.csc.index.npy",
+                  "bm25/indices.csc.index.npy", "bm25/indptr.csc.index.npy")
+
+
 def read_manifest(folder: Path) -> dict[str, Any]:
-    """The manifest of a version folder, checked for format version."""
+    """The manifest of a version folder, checked for format version and shape."""
     path = folder / MANIFEST
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise IndexError_(f"The index in {folder} has no manifest; {REBUILD_HINT}.") from None
+    except PermissionError as exc:
+        raise IndexError_(f"Cannot read {path}: {exc.strerror}; check the folder's "
+                          "permissions.") from None
     except (OSError, ValueError):
         raise IndexError_(f"The index manifest {path} is damaged; {REBUILD_HINT}.") from None
     if not isinstance(manifest, dict) or "format_version" not in manifest:
         raise IndexError_(f"The index manifest {path} is damaged; {REBUILD_HINT}.")
     version = manifest["format_version"]
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION:
         raise IndexError_(
             f"The index in {folder} was written by a newer crampqa (format {version}, "
             f"this one reads {FORMAT_VERSION}); upgrade crampqa or {REBUILD_HINT}."
@@ -246,20 +284,38 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         raise IndexError_(
             f"The index in {folder} uses old format {version}; {REBUILD_HINT}."
         )
+    bad = [key for key, kind in MANIFEST_SCHEMA.items() if not isinstance(manifest.get(key), kind)]
+    if bad or not isinstance(manifest["model"].get("name"), str) \
+            or not isinstance(manifest["corpus"].get("documents"), dict) \
+            or not all(isinstance(manifest["settings"].get(part, {}), dict)
+                       for part in ("chunk", "retrieval")):
+        raise IndexError_(f"The index manifest {path} is damaged ({', '.join(bad) or 'model'} "
+                          f"missing or malformed); {REBUILD_HINT}.")
     return manifest
 
 
 def verify_files(folder: Path, manifest: dict[str, Any], full: bool = False) -> None:
     """Check every file the manifest lists: present, same size and, with ``full``
-    or for small files, same SHA-256. Large files are hashed only with ``full``."""
+    or for small files, same SHA-256. Large files are hashed only with ``full``.
+
+    Also refuses what a builder never writes: a listed path that is a symlink or leads
+    outside the folder, a required file the manifest does not list, and any file the
+    manifest does not list (a planted pickle, say; nothing here is ever unpickled).
+    """
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
         raise IndexError_(f"The index manifest in {folder} lists no files; {REBUILD_HINT}.")
+    missing = [name for name in REQUIRED_FILES if name not in files]
+    if missing:
+        raise IndexError_(f"The index manifest in {folder} does not list {missing[0]}; "
+                          f"{REBUILD_HINT}.")
+    root = folder.resolve()
     for rel, info in files.items():
-        path = (folder / rel).resolve()
-        if not path.is_relative_to(folder.resolve()):
-            raise IndexError_(f"The index manifest in {folder} names a path outside it; "
-                              f"{REBUILD_HINT}.")
+        path = folder / rel
+        if not isinstance(info, dict) or path.is_symlink() \
+                or not path.resolve().is_relative_to(root):
+            raise IndexError_(f"The index manifest in {folder} names a path outside it or "
+                              f"a link ({rel}); {REBUILD_HINT}.")
         try:
             size = path.stat().st_size
         except OSError:
@@ -269,8 +325,19 @@ def verify_files(folder: Path, manifest: dict[str, Any], full: bool = False) -> 
                 f"Index file {rel} is truncated or damaged (size {size}, expected "
                 f"{info.get('size')}); {REBUILD_HINT}."
             )
-        if (full or size <= 4 << 20) and sha256_file(path) != info.get("sha256"):
+        try:
+            digest = sha256_file(path) if full or size <= 4 << 20 else None
+        except OSError as exc:
+            raise IndexError_(f"Cannot read index file {rel} in {folder}: {exc.strerror}; "
+                              "check the folder's permissions.") from None
+        if digest is not None and digest != info.get("sha256"):
             raise IndexError_(f"Index file {rel} is corrupted (checksum mismatch); {REBUILD_HINT}.")
+    listed = {folder / rel for rel in files} | {folder / MANIFEST}
+    for path in folder.rglob("*"):
+        if path not in listed and (path.is_symlink() or not path.is_dir()):
+            rel = path.relative_to(folder).as_posix()
+            raise IndexError_(f"The index in {folder} holds a file its manifest does not list "
+                              f"({rel}); remove it or {REBUILD_HINT}.")
 
 
 def load_version(folder: Path, verify_full: bool = False) -> IndexData:
@@ -282,8 +349,11 @@ def load_version(folder: Path, verify_full: bool = False) -> IndexData:
         with (folder / "documents.jsonl").open(encoding="utf-8") as handle:
             for line in handle:
                 row = json.loads(line)
-                documents.append(Document(row["doc_id"], row["title"], row["text"],
-                                          row["sha256"], row.get("path", ""), row.get("url", "")))
+                fields = (row["doc_id"], row["title"], row["text"], row["sha256"],
+                          row.get("path", ""), row.get("url", ""))
+                if not all(isinstance(value, str) for value in fields):
+                    raise ValueError("documents.jsonl holds a malformed row")
+                documents.append(Document(*fields))
         # Plain ndarray views of the memory maps: still mapped, not copied, but without
         # np.memmap's Python-level __getitem__/__array_wrap__ on every row and slice
         # taken while ranking (about 0.3 ms of a warm ask).
@@ -291,7 +361,7 @@ def load_version(folder: Path, verify_full: bool = False) -> IndexData:
             name: np.asarray(np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False))
             for name in ("passages", "sentences", "embeddings", "sentence_embeddings")
         }
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise IndexError_(f"The index in {folder} cannot be read ({exc}); {REBUILD_HINT}.") \
             from None
     data = IndexData(folder, manifest, documents, **arrays)
@@ -307,7 +377,7 @@ def _check_shapes(data: IndexData) -> None:
         and data.embeddings.shape[0] == n
         and data.sentences.ndim == 2 and data.sentences.shape[1] == 3
         and data.sentence_embeddings.shape[0] == data.sentences.shape[0]
-        and int(data.manifest.get("counts", {}).get("passages", -1)) == n
+        and data.manifest["counts"].get("passages") == n
     )
     if not ok:
         raise IndexError_(f"The index in {data.folder} is inconsistent; {REBUILD_HINT}.")
