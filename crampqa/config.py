@@ -33,16 +33,21 @@ class RetrievalSettings:
     fusion: str = "weighted"  # "weighted" | "rrf" | "dense" | "lexical"
     # weighted fusion: score = dense·w_d + lexical_norm·w_l (+ re-scoring features below);
     # weights chosen by a grid search on eval/questions.jsonl (docs/evaluation.md)
-    dense_weight: float = 0.6
+    dense_weight: float = 0.8
     lexical_weight: float = 0.1
+    # the question with lay-to-clinical synonyms added (data/synonyms.json), embedded too
+    expanded_dense_weight: float = 0.0
     rrf_k: int = 60
     rescore: bool = True
-    sentence_weight: float = 0.4  # best sentence of the passage
-    top2_weight: float = 0.1  # mean of its two best sentences
-    # confidence = max(dense, best sentence) - oov_penalty · (share of question words the
-    # corpus never uses, typos forgiven); abstain below the threshold
+    sentence_weight: float = 0.1  # best sentence of the passage
+    top2_weight: float = 0.0  # mean of its two best sentences
+    expanded_sentence_weight: float = 0.3  # best sentence for the expanded question
+    # confidence = the best similarity (passage or sentence, plain or expanded question)
+    # among the top `confidence_depth` passages - oov_penalty · (share of question words
+    # the corpus never uses, typos forgiven); abstain below the threshold
     oov_penalty: float = 0.5
-    abstain_threshold: float = 0.44
+    abstain_threshold: float = 0.46
+    confidence_depth: int = 3
     diversity_margin: float = 0.02
 
 
@@ -53,7 +58,7 @@ class IndexSettings:
     model: str = MODEL_NAME
     chunk: ChunkSettings = field(default_factory=ChunkSettings)
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
-    ann: str = "flat"  # "flat" | "hnsw"
+    ann: str = "auto"  # "flat" | "hnsw" | "auto" (hnsw above crampqa.dense.HNSW_THRESHOLD)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""

@@ -9,13 +9,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from crampqa.chunking import KINDS
 from crampqa.config import RetrievalSettings
 from crampqa.dense import DenseIndex
 from crampqa.embedding import Embedder
-from crampqa.lexical import LexicalIndex
-from crampqa.store import P_DOC, P_END, P_START, IndexData
+from crampqa.lexical import LexicalIndex, expand_query
+from crampqa.store import P_DOC, P_END, P_KIND, P_START, IndexData
 
 FUSIONS = ("weighted", "rrf", "dense", "lexical")
+TABLE_ROW = KINDS.index("table_row")
 
 
 @dataclass
@@ -28,6 +30,8 @@ class Candidate:
     lexical_norm: float = 0.0  # BM25 / best BM25 for this question
     sentence: float = 0.0  # best sentence similarity within the passage
     top2: float = 0.0  # mean similarity of the two best sentences
+    dense_expanded: float = 0.0  # similarity to the question with lay synonyms added
+    sentence_expanded: float = 0.0  # best sentence similarity to that question
     sentence_rows: list[int] = field(default_factory=list)
     sentence_scores: list[float] = field(default_factory=list)
     score: float = 0.0
@@ -94,17 +98,28 @@ class Retriever:
         """The question's unit vector."""
         return self.encoder.encode([question])[0]
 
+    def embed_questions(self, question: str) -> tuple[np.ndarray, np.ndarray]:
+        """Unit vectors of the question and of the question with its lay-to-clinical
+        synonyms added (the same vector when no synonym applies); one encoder call."""
+        expanded = expand_query(question)
+        if expanded == question:
+            vector = self.embed_question(question)
+            return vector, vector
+        both = self.encoder.encode([question, expanded])
+        return both[0], both[1]
+
     def rank(
         self, question: str, k: int, settings: RetrievalSettings, diversify: bool = True
     ) -> Ranking:
         """Rank passages for ``question``; at most ``k`` results (distinct with ``diversify``)."""
-        query = self.embed_question(question)
+        query, expanded = self.embed_questions(question)
         fusion = settings.fusion
         candidates: dict[int, Candidate] = {}
         if fusion != "lexical":
-            rows, scores = self.dense.search(query, settings.dense_candidates)
-            for rank, (row, _) in enumerate(zip(rows, scores, strict=True)):
-                candidates.setdefault(int(row), Candidate(int(row))).score = -rank
+            for vector in (query, expanded) if expanded is not query else (query,):
+                rows, _ = self.dense.search(vector, settings.dense_candidates)
+                for row in rows:
+                    candidates.setdefault(int(row), Candidate(int(row)))
         lex_scores = self.lexical.scores(question)
         best_lex = float(lex_scores.max()) if lex_scores.size else 0.0
         if fusion != "dense" and best_lex > 0:
@@ -114,32 +129,49 @@ class Retriever:
         if not candidates:
             return Ranking([], 0.0, True)
         rows_arr = np.fromiter(candidates, dtype=np.int64)
-        dense = np.asarray(self.data.embeddings[rows_arr] @ query, dtype=np.float32)
+        vectors = np.asarray(self.data.embeddings[rows_arr], dtype=np.float32)
+        dense, dense_exp = vectors @ query, vectors @ expanded
+        kinds = np.asarray(self.data.passages[rows_arr, P_KIND])
         for i, row in enumerate(rows_arr):
             cand = candidates[int(row)]
             cand.dense = float(dense[i])
+            cand.dense_expanded = float(dense_exp[i])
             cand.lexical = float(lex_scores[row])
             cand.lexical_norm = cand.lexical / best_lex if best_lex > 0 else 0.0
-            self._sentence_features(cand, query)
+            self._sentence_features(cand, query, expanded)
+            if kinds[i] == TABLE_ROW:
+                # a table row is one unit whose meaning needs its heading and header
+                # (which the passage vector has and the row's "sentence" lacks)
+                cand.sentence = max(cand.sentence, cand.dense)
+                cand.top2 = max(cand.top2, cand.dense)
+                cand.sentence_expanded = max(cand.sentence_expanded, cand.dense_expanded)
         ranked = self._score(list(candidates.values()), settings, question)
-        top = ranked[0]
         unknown = self.lexical.unknown_share(question)
-        confidence = max(top.dense, top.sentence) - settings.oov_penalty * unknown
+        confidence = max(
+            max(c.dense, c.sentence, c.dense_expanded, c.sentence_expanded)
+            for c in ranked[: max(1, settings.confidence_depth)]
+        ) - settings.oov_penalty * unknown
         abstained = confidence < settings.abstain_threshold
         chosen = self._diversify(ranked, k, settings.diversity_margin) if diversify \
             else ranked[:k]
         return Ranking(chosen, confidence, abstained)
 
-    def _sentence_features(self, cand: Candidate, query: np.ndarray) -> None:
+    def _sentence_features(
+        self, cand: Candidate, query: np.ndarray, expanded: np.ndarray
+    ) -> None:
         lo, hi = np.searchsorted(self._sentence_passage, [cand.row, cand.row + 1])
         if hi <= lo:
             cand.sentence = cand.top2 = cand.dense
+            cand.sentence_expanded = cand.dense_expanded
             return
-        sims = np.asarray(self.data.sentence_embeddings[lo:hi] @ query, dtype=np.float32)
+        block = np.asarray(self.data.sentence_embeddings[lo:hi], dtype=np.float32)
+        sims = block @ query
         cand.sentence_rows = list(range(int(lo), int(hi)))
         cand.sentence_scores = [float(s) for s in sims]
         cand.sentence = float(sims.max())
         cand.top2 = float(np.sort(sims)[-2:].mean())
+        cand.sentence_expanded = float((block @ expanded).max()) \
+            if expanded is not query else cand.sentence
 
     def _score(
         self, cands: list[Candidate], settings: RetrievalSettings, question: str
@@ -162,10 +194,13 @@ class Retriever:
                     c.score += 1.0 / (settings.rrf_k + ranks_l[c.row] + 1)
         else:
             for c in cands:
-                c.score = settings.dense_weight * c.dense + settings.lexical_weight * c.lexical_norm
+                c.score = (settings.dense_weight * c.dense
+                           + settings.expanded_dense_weight * c.dense_expanded
+                           + settings.lexical_weight * c.lexical_norm)
                 if settings.rescore:
                     c.score += settings.sentence_weight * c.sentence
                     c.score += settings.top2_weight * c.top2
+                    c.score += settings.expanded_sentence_weight * c.sentence_expanded
         if settings.rescore and self.reranker is not None:
             texts = [self.data.passage_text(c.row) for c in cands]
             for c, s in zip(cands, self.reranker.rescore(question, texts), strict=True):
