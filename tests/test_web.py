@@ -7,22 +7,25 @@ import os
 import re
 import shutil
 import socket
-import subprocess
-import sys
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 
 from crampqa import CrampQA
 from crampqa.config import MAX_K, MAX_QUESTION_CHARS, PROJECT_ROOT
 from crampqa.results import ABSTAIN_MESSAGE, DISCLAIMER
 from crampqa.web.app import INTERNAL_ERROR, STATIC_DIR, create_app
-from tests.conftest import CORPUS
+from crampqa.web.cache import AnswerCache, AnswerKey
+from crampqa.web.launch import ServerStartError, running_server
+from tests.conftest import CORPUS, FakeEmbedder
 
 BASE = "http://127.0.0.1:8765"
 QUESTION = "why do my calves cramp at night"
@@ -180,6 +183,196 @@ def test_foreign_host_is_refused(real_qa: CrampQA) -> None:
         assert c.get("/api/health").status_code == 200
 
 
+# ---- answer cache and the engine thread ------------------------------------------------
+
+
+def _engine_json(qa: CrampQA, question: str, k: int = 3) -> bytes:
+    """The body a plain JSONResponse of the engine's answer would have."""
+    return bytes(JSONResponse(qa.ask(question, k=k).to_dict()).body)
+
+
+def _counting_ask(qa: CrampQA, monkeypatch: pytest.MonkeyPatch,
+                  delay: float = 0.0) -> dict[str, int]:
+    """Wrap ``qa.ask``: count calls and the most asks ever running at once."""
+    real = qa.ask
+    seen = {"calls": 0, "running": 0, "most": 0}
+    guard = threading.Lock()
+
+    def ask(question: str, k: int = 3, **kwargs: Any) -> Any:
+        with guard:
+            seen["calls"] += 1
+            seen["running"] += 1
+            seen["most"] = max(seen["most"], seen["running"])
+        try:
+            time.sleep(delay)
+            return real(question, k=k, **kwargs)
+        finally:
+            with guard:
+                seen["running"] -= 1
+
+    monkeypatch.setattr(qa, "ask", ask)
+    return seen
+
+
+def test_cached_answer_is_byte_identical(real_qa: CrampQA) -> None:
+    app = create_app(real_qa, warm_up=False)
+    cache: AnswerCache = app.state.answer_cache
+    expected = _engine_json(real_qa, QUESTION, 4)
+    with TestClient(app, base_url=BASE) as c:
+        first = c.get("/api/ask", params={"q": QUESTION, "k": 4})
+        again = c.get("/api/ask", params={"q": QUESTION, "k": 4})
+    assert (cache.stats.misses, cache.stats.hits) == (1, 1)
+    for response in (first, again):
+        assert response.status_code == 200
+        assert response.content == expected
+        assert response.headers["content-type"] == "application/json"
+        assert response.headers["cache-control"] == "no-store"
+
+
+def test_cache_is_keyed_by_question_and_every_parameter(
+    real_qa: CrampQA, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(real_qa, warm_up=False)
+    cache: AnswerCache = app.state.answer_cache
+    seen = _counting_ask(real_qa, monkeypatch)
+    with TestClient(app, base_url=BASE) as c:
+        k2 = c.get("/api/ask", params={"q": QUESTION, "k": 2})
+        k5 = c.get("/api/ask", params={"q": QUESTION, "k": 5})
+        assert seen["calls"] == 2
+        assert len(k2.json()["passages"]) == 2 and len(k5.json()["passages"]) == 5
+        # the same question and k, however it is sent: one entry
+        same = [c.get("/api/ask", params={"question": QUESTION, "k": 2}),
+                c.post("/api/ask", json={"q": QUESTION, "k": 2}),
+                c.get("/api/ask", params={"q": "  why do my\tcalves cramp  at night ", "k": 2})]
+        assert seen["calls"] == 2
+        assert all(r.content == k2.content for r in same)
+        # a different question (even only in case) is a different entry
+        upper = c.get("/api/ask", params={"q": QUESTION.upper(), "k": 2})
+        assert seen["calls"] == 3
+        assert upper.json()["question"] == QUESTION.upper()
+    monkeypatch.undo()
+    assert k2.content == _engine_json(real_qa, QUESTION, 2)
+    assert k5.content == _engine_json(real_qa, QUESTION, 5)
+    assert upper.content == _engine_json(real_qa, QUESTION.upper(), 2)
+    assert len(cache) == 3
+
+
+def test_new_index_version_empties_the_cache(
+    fake_qa: CrampQA, corpus_copy: Path, tmp_path: Path, fake_settings: Any
+) -> None:
+    question = "quokka zebra tonic"
+    app = create_app(fake_qa, warm_up=False)
+    cache: AnswerCache = app.state.answer_cache
+    with TestClient(app, base_url=BASE) as c:
+        before = c.get("/api/ask", params={"q": question})
+        assert c.get("/api/ask", params={"q": question}).content == before.content
+        old_version = cache.version
+        assert old_version == str(fake_qa.data.folder) and len(cache) == 1
+        # a new index version: the corpus gains an article, the engine moves to the rebuild
+        (corpus_copy / "quokka.md").write_text(
+            "# Quokkas\nQuokka cramps are eased by zebra tonic, says nobody.\n", "utf-8")
+        fresh = CrampQA.open(corpus_copy, tmp_path / "index", settings=fake_settings,
+                             embedder=FakeEmbedder())
+        assert fresh.data.folder != fake_qa.data.folder
+        fake_qa.data, fake_qa.retriever = fresh.data, fresh.retriever
+        after = c.get("/api/ask", params={"q": question})
+    assert after.status_code == 200
+    assert after.content == _engine_json(fresh, question)
+    assert after.content != before.content
+    assert "Quokka cramps" in after.json()["passages"][0]["text"]
+    assert "Quokka cramps" not in before.text
+    assert cache.version == str(fresh.data.folder) != old_version
+    assert cache.stats.invalidations == 1 and len(cache) == 1
+
+
+def test_answer_cache_is_bounded() -> None:
+    def key(n: int, version: str = "v1") -> AnswerKey:
+        return AnswerKey(version, f"question {n}", 3)
+
+    cache = AnswerCache(max_entries=2, max_bytes=10)
+    for n in range(3):
+        assert cache.claim(key(n)) is None
+        cache.finish(key(n), b"abc")
+    assert len(cache) == 2 and cache.get(key(0)) is None  # the least recently used went
+    assert cache.get(key(1)) == b"abc"  # now the most recently used
+    assert cache.claim(key(3)) is None
+    cache.finish(key(3), b"abcd")  # 3 + 3 + 4 bytes > 10: evicts key 2, keeps key 1
+    assert cache.get(key(2)) is None and cache.get(key(1)) == b"abc"
+    assert cache.size_bytes == 7 and cache.stats.evictions == 2
+    cache.put(key(4), b"x" * 11)  # larger than the whole cache: not stored
+    assert cache.get(key(4)) is None
+    cache.put(key(5, "v0"), b"old")  # an answer for a version that is not current
+    assert cache.get(key(1)) == b"abc" and len(cache) == 2
+    assert cache.get(key(1, "v2")) is None and len(cache) == 0  # a new version empties it
+    off = AnswerCache(max_entries=0)
+    assert off.claim(key(1)) is None
+    off.finish(key(1), b"abc")
+    assert off.get(key(1)) is None and len(off) == 0
+
+
+def test_errors_are_not_cached(real_qa: CrampQA, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = real_qa.ask
+    calls = []
+
+    def flaky(question: str, k: int = 3, **kwargs: Any) -> Any:
+        calls.append(question)
+        if len(calls) == 1:
+            raise RuntimeError("a passing failure")
+        return real(question, k=k, **kwargs)
+
+    monkeypatch.setattr(real_qa, "ask", flaky)
+    app = create_app(real_qa, warm_up=False)
+    with TestClient(app, base_url=BASE, raise_server_exceptions=False) as c:
+        failed = c.get("/api/ask", params={"q": QUESTION})
+        assert failed.status_code == 500 and failed.json() == INTERNAL_ERROR
+        ok = c.get("/api/ask", params={"q": QUESTION})
+        assert ok.status_code == 200 and ok.json()["passages"]
+        assert_clean_error(c.get("/api/ask", params={"q": " "}), 422)
+    assert len(calls) == 2  # the blank question never reached the engine
+    assert app.state.answer_cache.pending() == 0
+
+
+def test_concurrent_questions_run_one_at_a_time_and_share_answers(
+    real_qa: CrampQA, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = _counting_ask(real_qa, monkeypatch, delay=0.05)
+    app = create_app(real_qa, warm_up=False)
+    questions = [QUESTION] * 6 + ["magnesium and vitamin D", "potassium in bananas"] * 2
+    with TestClient(app, base_url=BASE) as c, ThreadPoolExecutor(len(questions)) as pool:
+        responses = list(pool.map(lambda q: c.get("/api/ask", params={"q": q}), questions))
+    assert all(r.status_code == 200 for r in responses)
+    assert seen["most"] == 1  # the engine never ran two asks at once
+    assert seen["calls"] == 3  # each distinct question was answered once
+    assert len({r.content for r in responses[:6]}) == 1
+    stats = app.state.answer_cache.stats
+    assert stats.misses == 3 and stats.hits + stats.shared == len(questions) - 3
+
+
+def test_a_running_ask_does_not_block_other_requests(
+    real_qa: CrampQA, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = real_qa.ask
+    started, release = threading.Event(), threading.Event()
+
+    def slow(question: str, k: int = 3, **kwargs: Any) -> Any:
+        started.set()
+        release.wait(30)
+        return real(question, k=k, **kwargs)
+
+    monkeypatch.setattr(real_qa, "ask", slow)
+    app = create_app(real_qa, warm_up=False)
+    with TestClient(app, base_url=BASE) as c, ThreadPoolExecutor(1) as pool:
+        asking = pool.submit(c.get, "/api/ask", params={"q": QUESTION})
+        assert started.wait(30)
+        cached_meanwhile = [c.get("/api/health"), c.get("/api/ask", params={"q": ""})]
+        still_running = not asking.done()
+        release.set()
+        assert asking.result().status_code == 200
+    assert still_running
+    assert cached_meanwhile[0].status_code == 200
+    assert_clean_error(cached_meanwhile[1], 422)
+
+
 # ---- service endpoints, docs, page ------------------------------------------------------
 
 
@@ -258,48 +451,23 @@ def test_serve_reports_a_busy_port(capsys: pytest.CaptureFixture[str]) -> None:
 # ---- the page in a real browser ---------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def live_server(real_index: Path, tmp_path: Path) -> Iterator[str]:
     """`crampqa serve` in a subprocess on a free loopback port; yields its base URL."""
-    port = _free_port()
-    log = (tmp_path / "serve.log").open("w")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "crampqa.cli", "serve", "--host", "127.0.0.1",
-         "--port", str(port), "--corpus", str(CORPUS), "--index", str(real_index)],
-        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=PROJECT_ROOT,
-    )
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail("crampqa serve exited early:\n"
-                            + (tmp_path / "serve.log").read_text())
-            try:
-                if httpx.get(f"{base}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("crampqa serve did not start:\n"
-                            + (tmp_path / "serve.log").read_text())
-            time.sleep(0.25)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        with running_server(CORPUS, real_index, startup_s=120, cwd=PROJECT_ROOT,
+                            log_path=tmp_path / "serve.log") as base:
+            yield base
+    except ServerStartError as exc:
+        pytest.fail(str(exc))
+
+
+def test_running_server_reports_a_server_that_cannot_start(tmp_path: Path) -> None:
+    with pytest.raises(ServerStartError) as info, running_server(
+        tmp_path / "no-corpus", tmp_path / "no-index", startup_s=120, cwd=PROJECT_ROOT
+    ):
+        pytest.fail("the server should not have started")
+    assert "exited early" in str(info.value) and "crampqa: error" in str(info.value)
 
 
 @pytest.mark.browser

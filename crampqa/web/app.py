@@ -4,12 +4,20 @@ The index is opened once by the caller and passed to :func:`create_app`; every r
 uses that engine. Errors reach clients only as ``{"error": ..., "message": ...}``:
 :func:`error_response` is the one place a :class:`CrampQAError` becomes an HTTP response,
 and anything unexpected becomes a generic 500 without a traceback.
+
+Questions are answered one at a time, in arrival order, by a single engine thread; the
+event loop only validates requests and sends bytes, so it is never blocked by an ask. The
+JSON of each answer is rendered once and kept in a bounded :class:`AnswerCache` keyed by
+index version, cleaned question and ``k``, so a repeated question costs no engine time;
+identical questions that arrive while one is being answered share that answer.
 """
 
 from __future__ import annotations
 
-import threading
+import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, MutableMapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,8 +31,9 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crampqa.config import MAX_K, MAX_QUESTION_CHARS
-from crampqa.engine import CrampQA
+from crampqa.engine import CrampQA, check_k, clean_question
 from crampqa.errors import CrampQAError, InputError
+from crampqa.web.cache import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, AnswerCache, AnswerKey
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -105,6 +114,12 @@ def error_response(exc: CrampQAError) -> JSONResponse:
     """The one conversion of a crampqa error into an HTTP response."""
     return JSONResponse(exc.to_dict(), status_code=exc.http_status,
                         headers={"cache-control": "no-store"})
+
+
+def render_json(content: Any) -> bytes:
+    """JSON bytes exactly as :class:`JSONResponse` renders ``content``."""
+    return json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None,
+                      separators=(",", ":")).encode("utf-8")
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -204,7 +219,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-def _only_ask_params(request: Request) -> None:
+async def _only_ask_params(request: Request) -> None:
     """Reject unknown or repeated query parameters on ``/api/ask``."""
     params = request.query_params
     for name in params:
@@ -230,20 +245,56 @@ def create_app(
     *,
     allowed_hosts: Collection[str] | None = LOOPBACK_HOSTS,
     warm_up: bool = True,
+    cache_entries: int = DEFAULT_MAX_ENTRIES,
+    cache_bytes: int = DEFAULT_MAX_BYTES,
 ) -> FastAPI:
     """The FastAPI app serving ``qa`` (already opened): JSON API, page and /docs.
 
     ``allowed_hosts`` lists the Host names answered (loopback by default; ``None`` answers
     any). With ``warm_up`` the query encoder runs once at start-up, so the first question
-    is as fast as the rest.
+    is as fast as the rest. ``cache_entries`` and ``cache_bytes`` bound the answer cache
+    (``cache_entries=0`` stores nothing).
     """
-    lock = threading.Lock()  # one question at a time through the shared engine
+    # One engine thread: questions are answered one at a time, first come first served
+    # (on 2 cores this beat letting requests run the engine side by side; see
+    # docs/performance.md), and the engine is never used from two threads at once.
+    engine = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crampqa-engine")
+    cache = AnswerCache(cache_entries, cache_bytes)
+
+    def compute(key: AnswerKey) -> bytes:
+        """Answer a claimed question on the engine thread and hand it to the cache."""
+        try:
+            body = render_json(qa.ask(key.question, k=key.k).to_dict())
+        except BaseException as exc:
+            cache.finish(key, None, exc)
+            raise
+        # an answer is stored only if the index version did not change while it was made
+        cache.finish(key, body, store=str(qa.data.folder) == key.version)
+        return body
+
+    async def answer_bytes(question: str, k: int) -> bytes:
+        """The JSON of the answer: from the cache, shared with an identical request in
+        flight, or computed on the engine thread (the event loop only awaits it)."""
+        key = AnswerKey(str(qa.data.folder), clean_question(question), check_k(k))
+        claimed = cache.claim(key)
+        if isinstance(claimed, bytes):
+            return claimed
+        pending: Future[bytes]
+        if claimed is None:
+            try:
+                pending = engine.submit(compute, key)
+            except BaseException as exc:
+                cache.finish(key, None, exc)
+                raise
+        else:
+            pending = claimed
+        # shielded: a client that goes away does not cancel work others may be waiting for
+        return await asyncio.shield(asyncio.wrap_future(pending))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if warm_up:
-            with lock:
-                qa.ask("leg cramps at night", k=1)
+            engine.submit(qa.ask, "leg cramps at night", k=1).result()
         yield
 
     app = FastAPI(
@@ -261,6 +312,7 @@ def create_app(
         debug=False,
     )
     app.state.qa = qa
+    app.state.answer_cache = cache
     app.add_middleware(GuardMiddleware, allowed_hosts=allowed_hosts)
 
     @app.exception_handler(CrampQAError)
@@ -286,29 +338,27 @@ def create_app(
         422: {"model": ErrorBody, "description": "Unusable question or parameter."},
     }
 
-    def answer(question: str, k: int) -> JSONResponse:
-        with lock:
-            result = qa.ask(question, k=k)
-        return JSONResponse(result.to_dict())
+    async def answer(question: str, k: int) -> Response:
+        return Response(await answer_bytes(question, k), media_type="application/json")
 
     @app.get("/api/ask", tags=["ask"], responses=errors,
              dependencies=[Depends(_only_ask_params)])
-    def ask_get(
+    async def ask_get(
         q: Annotated[str | None, Query(description="The question, at most "
                                        f"{MAX_QUESTION_CHARS} characters.")] = None,
         question: Annotated[str | None, Query(description="Same as `q`.")] = None,
         k: Annotated[int, Query(ge=1, le=MAX_K, description="How many passages.")] = 3,
-    ) -> JSONResponse:
+    ) -> Response:
         """The top ``k`` passages for a question, verbatim, or an abstention.
 
         The body is exactly the object printed by ``crampqa ask --json``.
         """
-        return answer(_pick_question(q, question), k)
+        return await answer(_pick_question(q, question), k)
 
     @app.post("/api/ask", tags=["ask"], responses=errors)
-    def ask_post(body: Annotated[AskBody, Body()]) -> JSONResponse:
+    async def ask_post(body: Annotated[AskBody, Body()]) -> Response:
         """Same as ``GET /api/ask``, with a JSON body ``{"q": ..., "k": ...}``."""
-        return answer(_pick_question(body.q, body.question), body.k)
+        return await answer(_pick_question(body.q, body.question), body.k)
 
     @app.get("/api/health", tags=["service"])
     def health() -> dict[str, Any]:
