@@ -186,12 +186,25 @@ def sources(
 
 
 @app.command()
-def info(corpus: CorpusOpt = None, index: IndexOpt = None) -> None:
+def info(
+    corpus: CorpusOpt = None,
+    index: IndexOpt = None,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Also check the SHA-256 of every index file, "
+                           "large ones included (opening checks files up to 4 MiB).")
+    ] = False,
+) -> None:
     """Show the index manifest (model, settings, corpus hashes)."""
     from crampqa.engine import CrampQA
     from crampqa.indexing import manifest_json
 
     qa = CrampQA.open(corpus, index)
+    if verify:
+        from crampqa.store import load_version
+
+        load_version(qa.data.folder, verify_full=True)
+        _stderr(f"All {len(qa.manifest.get('files', {}))} index files match their SHA-256 "
+                "checksums.")
     print(manifest_json(qa.manifest))
 
 

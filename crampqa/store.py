@@ -47,6 +47,9 @@ CURRENT_FILE = "CURRENT"
 LOCK_FILE = ".lock"
 MANIFEST = "manifest.json"
 REBUILD_HINT = "run `crampqa index --rebuild`"
+#: Files up to this size are hashed whenever an index is opened; larger ones (the ONNX
+#: model, big arrays) only with a full verification (`crampqa info --verify`).
+FULL_HASH_MAX = 4 << 20
 
 # columns of passages.npy
 P_DOC, P_START, P_END, P_KIND, P_HEAD_START, P_HEAD_END, P_CTX_START, P_CTX_END = range(8)
@@ -326,7 +329,7 @@ def verify_files(folder: Path, manifest: dict[str, Any], full: bool = False) -> 
                 f"{info.get('size')}); {REBUILD_HINT}."
             )
         try:
-            digest = sha256_file(path) if full or size <= 4 << 20 else None
+            digest = sha256_file(path) if full or size <= FULL_HASH_MAX else None
         except OSError as exc:
             raise IndexError_(f"Cannot read index file {rel} in {folder}: {exc.strerror}; "
                               "check the folder's permissions.") from None
