@@ -56,6 +56,7 @@ class BuildSummary:
     full_rebuild_reason: str | None = None
     seconds: float = 0.0
     embedded_passages: int = 0
+    dense: dict[str, Any] = field(default_factory=dict)  # type and parameters built
 
 
 def embedding_text(doc: Document, chunk: Chunk) -> str:
@@ -250,7 +251,9 @@ def _build_into(
     lexical.save(tmp / "bm25")
     from crampqa.dense import DenseIndex
 
-    DenseIndex.build(embeddings, settings.ann).save(tmp / "dense.faiss")
+    dense = DenseIndex.build(embeddings, settings.ann)
+    dense.save(tmp / "dense.faiss")
+    summary.dense = dense.describe()
     export = getattr(embedder, "export", None)
     reusable = previous.folder / "encoder" if previous is not None else None
     if export is not None and reusable is not None and (reusable / "model.onnx").is_file():
@@ -321,6 +324,7 @@ def _manifest(
             "skipped": [list(s) for s in report.skipped],
         },
         "counts": {"documents": summary.documents, "passages": summary.passages},
+        "dense": summary.dense,
     }
 
 
