@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import re
 import shutil
 from collections.abc import Iterator, Sequence
@@ -73,3 +75,17 @@ def real_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def real_qa(real_index: Path) -> CrampQA:
     """An engine over the real index (ONNX query encoder, as users get it)."""
     return CrampQA.open(CORPUS, real_index, auto_build=False)
+
+
+def run_main(*args: str | Path) -> tuple[int, str, str]:
+    """Run ``crampqa ARGS`` in this process: (exit code, stdout, stderr)."""
+    from crampqa.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main([str(a) for a in args])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    return code, out.getvalue(), err.getvalue()

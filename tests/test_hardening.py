@@ -51,7 +51,7 @@ from crampqa.engine import clean_question
 from crampqa.errors import IndexError_, InputError
 from crampqa.results import ABSTAIN_MESSAGE
 from crampqa.store import CURRENT_FILE, MANIFEST, current_version, load_version, sha256_file
-from tests.conftest import CORPUS, FAKE_MODEL, FakeEmbedder
+from tests.conftest import CORPUS, FAKE_MODEL, FakeEmbedder, run_main
 
 ROOT = Path(__file__).resolve().parent.parent
 REBUILD = "run `crampqa index --rebuild`"
@@ -96,14 +96,7 @@ class Run:
 
 def cli(*args: str | Path) -> Run:
     """Run ``crampqa ARGS`` in this process, capturing its output."""
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main([str(a) for a in args])
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return Run(code, out.getvalue(), err.getvalue())
+    return Run(*run_main(*args))
 
 
 def texts_of(corpus: Path) -> dict[str, str]:

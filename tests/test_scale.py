@@ -13,9 +13,7 @@ leaving the previous index (tests/test_store.py); a model change through ``cramp
 
 from __future__ import annotations
 
-import contextlib
 import gzip
-import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,13 +24,12 @@ import pytest
 
 from crampqa import CrampQA
 from crampqa import dense as dense_mod
-from crampqa.cli import main
 from crampqa.config import MODEL_NAME, ChunkSettings, IndexSettings
 from crampqa.corpus import html_to_text
 from crampqa.dense import DenseIndex
 from crampqa.embedding import EMBEDDERS
 from crampqa.store import current_version, load_version
-from tests.conftest import FakeEmbedder
+from tests.conftest import FakeEmbedder, run_main
 
 # ---- helpers ---------------------------------------------------------------------------
 
@@ -58,14 +55,8 @@ def fake_default_model(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def cli(*args: str | Path) -> tuple[int, str, list[str]]:
     """``crampqa ARGS`` in this process: (exit code, stdout, stderr lines)."""
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main([str(a) for a in args])
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return code, out.getvalue(), err.getvalue().strip().splitlines()
+    code, out, err = run_main(*args)
+    return code, out, err.strip().splitlines()
 
 
 def index(corpus: Path, idx: Path, *extra: str) -> list[str]:
