@@ -48,7 +48,7 @@ class RetrievalSettings:
     oov_penalty: float = 0.5
     abstain_threshold: float = 0.46
     confidence_depth: int = 3
-    diversity_margin: float = 0.02
+    diversity_margin: float = 0.08  # close = within this much of the best remaining score
 
 
 @dataclass(frozen=True)

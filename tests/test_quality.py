@@ -28,11 +28,11 @@ def test_index_carries_the_tuned_settings(real_qa: CrampQA) -> None:
 
 
 def test_default_settings_meet_the_quality_targets(default_result: EvalResult) -> None:
-    """What the tuned defaults reach on our question set (in-sample: tuned on it together
-    with MedQuAD; hit@3 stops one question short of the 0.98 target, docs/evaluation.md)."""
+    """The targets of the retrieval-quality issue on our question set (in-sample: tuned on
+    it together with MedQuAD, docs/evaluation.md)."""
     result = default_result.config("default")
     assert result.metrics["hit@1"] >= 0.90
-    assert result.metrics["hit@3"] >= 0.97
+    assert result.metrics["hit@3"] >= 0.98
     assert result.mean_first_chars is not None and result.mean_first_chars <= 600
     assert result.abstention is not None
     assert result.abstention["correct_abstention_rate"] >= 0.90
@@ -118,3 +118,16 @@ def test_pooled_judgments_agree_with_the_evidence() -> None:
         assert j["label"] in ("answers", "partial", "no")
         if j["label"] == "answers":
             assert any(e in passage for e in evidence[j["qid"]]), j
+
+
+def test_close_scores_prefer_another_article(real_qa: CrampQA) -> None:
+    """Diversity: within the margin, the next passage comes from an article not shown yet."""
+    settings = real_qa.retrieval_settings
+    question = "who is most likely to be low in b12"
+    plain = real_qa.retriever.rank(question, 3, settings, diversify=False).candidates
+    diverse = real_qa.retriever.rank(question, 3, settings).candidates
+    doc = real_qa.data.passages[:, 0]
+    assert len({int(doc[c.row]) for c in diverse}) > len({int(doc[c.row]) for c in plain})
+    assert diverse[0].row == plain[0].row  # the best passage always stays first
+    for cand in diverse[1:]:
+        assert plain[0].score - cand.score <= settings.diversity_margin or cand in plain
