@@ -91,6 +91,24 @@ def _summary_line(summary: object) -> str:
     )
 
 
+def _open(corpus: Path | None, index: Path | None, quiet: bool = False) -> Any:
+    """Open the engine (building with a progress bar when needed) and report, on stderr,
+    what a build did and any notice, such as answering from the previous version."""
+    from crampqa.engine import CrampQA
+
+    with build_progress(not quiet and sys.stderr.isatty()) as progress:
+        qa = CrampQA.open(corpus, index, progress=progress)  # type: ignore[arg-type]
+    _report_opened(qa, quiet)
+    return qa
+
+
+def _report_opened(qa: Any, quiet: bool = False) -> None:
+    if qa.build_summary is not None:
+        _report_build(qa.build_summary, quiet=quiet)
+    if qa.notice:
+        _stderr(qa.notice)
+
+
 def _report_build(summary: object, quiet: bool = False) -> None:
     for path, reason in summary.skipped:  # type: ignore[attr-defined]
         _stderr(f"skipped {path}: {reason}")
@@ -117,16 +135,11 @@ def ask(
     ] = None,
 ) -> None:
     """Show the passages of the sources that best answer QUESTION, verbatim."""
-    from crampqa.engine import CrampQA, check_k, clean_question
+    from crampqa.engine import check_k, clean_question
 
     clean_question(question)  # bad input fails before any index work
     check_k(k)
-    with build_progress(not as_json and sys.stderr.isatty()) as progress:
-        qa = CrampQA.open(corpus, index, progress=progress)  # type: ignore[arg-type]
-    if qa.build_summary is not None:
-        _report_build(qa.build_summary, quiet=as_json)
-    if qa.notice:
-        _stderr(qa.notice)
+    qa = _open(corpus, index, quiet=as_json)
     answer = qa.ask(question, k=k, fusion=fusion, abstain_threshold=threshold)
     if as_json:
         from crampqa.presentation import answer_json
@@ -174,9 +187,7 @@ def sources(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List the indexed documents with their titles."""
-    from crampqa.engine import CrampQA
-
-    qa = CrampQA.open(corpus, index)
+    qa = _open(corpus, index, quiet=as_json)
     docs = qa.sources()
     if as_json:
         print(json.dumps(docs, ensure_ascii=False, indent=2))
@@ -195,10 +206,9 @@ def info(
     ] = False,
 ) -> None:
     """Show the index manifest (model, settings, corpus hashes)."""
-    from crampqa.engine import CrampQA
     from crampqa.indexing import manifest_json
 
-    qa = CrampQA.open(corpus, index)
+    qa = _open(corpus, index)
     if verify:
         from crampqa.store import load_version
 
@@ -270,8 +280,7 @@ def eval_(
              else [config or DEFAULT_CONFIG])
 
     def opened(qa: object) -> None:
-        if qa.build_summary is not None:  # type: ignore[attr-defined]
-            _report_build(qa.build_summary, quiet=as_json)  # type: ignore[attr-defined]
+        _report_opened(qa, quiet=as_json)
 
     with build_progress(not as_json and sys.stderr.isatty()) as progress:
         result = evaluate_path(target, names, k=k, split=split, limit=limit, corpus=corpus,
@@ -301,8 +310,6 @@ def serve(
     """Serve the web page and JSON API (http://127.0.0.1:8765/; API docs at /docs)."""
     import socket
 
-    from crampqa.errors import CrampQAError
-
     try:
         import uvicorn
 
@@ -310,7 +317,6 @@ def serve(
     except ImportError as exc:
         raise CrampQAError(f"The web service needs the web extras ({exc.name} is missing); "
                            "install them with: pip install 'crampqa[web]'.") from None
-    from crampqa.engine import CrampQA
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:  # a clear message instead of a server traceback when the port is taken
@@ -320,10 +326,7 @@ def serve(
     except OSError as exc:
         raise InputError(f"Cannot listen on {host}:{port} ({exc.strerror}); "
                          "choose another --port or --host.") from None
-    with build_progress(sys.stderr.isatty()) as progress:
-        qa = CrampQA.open(corpus, index, progress=progress)  # type: ignore[arg-type]
-    if qa.build_summary is not None:
-        _report_build(qa.build_summary)
+    qa = _open(corpus, index)
     local = host in LOOPBACK_HOSTS
     if not local:
         _stderr(f"crampqa: warning: listening on {host}, reachable from other machines; "

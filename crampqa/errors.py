@@ -83,6 +83,20 @@ class InternalError(CrampQAError):
     code = "internal_error"
 
 
+class RequestTooLarge(CrampQAError):
+    """A web request body is larger than the service accepts."""
+
+    http_status = 413
+    code = "too_large"
+
+
+class BadHost(CrampQAError):
+    """A web request named a host the service does not answer for (DNS rebinding guard)."""
+
+    http_status = 400
+    code = "bad_host"
+
+
 def unexpected(exc: BaseException) -> CrampQAError:
     """The one-line error for an exception crampqa did not anticipate."""
     if isinstance(exc, CrampQAError):

@@ -376,3 +376,29 @@ def test_beir_corpus_jsonl_gz_is_indexed_and_updated_incrementally(tmp_path: Pat
     assert "(1 added, 1 changed, 1 unchanged, 1 removed" in summary_line(err)
     assert "apricots" in " ".join(CountingEmbedder.seen)
     assert "strike at night" not in " ".join(CountingEmbedder.seen)
+
+
+class ExportingEmbedder(FakeEmbedder):
+    """A fake embedder with an ONNX-export step, to count exports."""
+
+    exports = 0
+
+    def export(self, folder: Path) -> None:
+        ExportingEmbedder.exports += 1
+        folder.mkdir()
+        (folder / "model.onnx").write_bytes(b"fake onnx export")
+
+
+def test_unchanged_model_reuses_the_previous_query_encoder_export(tmp_path: Path) -> None:
+    corpus, idx = mixed_tree(tmp_path / "corpus"), tmp_path / "index"
+    ExportingEmbedder.exports = 0
+    CrampQA.build(corpus, idx, embedder=ExportingEmbedder())
+    first = current_version(idx)
+    write(corpus / "calf.txt", "Calf cramps\n\nChanged text about calf cramps.\n")
+    summary = CrampQA.build(corpus, idx, embedder=ExportingEmbedder())
+    second = current_version(idx)
+    assert summary.changed == 1 and first != second
+    assert ExportingEmbedder.exports == 1  # copied, not exported again
+    assert (second / "encoder" / "model.onnx").read_bytes() == b"fake onnx export"  # type: ignore[operator]
+    CrampQA.build(corpus, idx, embedder=ExportingEmbedder(), rebuild=True)
+    assert ExportingEmbedder.exports == 2  # a full rebuild exports afresh

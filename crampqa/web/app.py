@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crampqa.config import MAX_K, MAX_QUESTION_CHARS
 from crampqa.engine import CrampQA, check_k, clean_question
-from crampqa.errors import CrampQAError, InputError
+from crampqa.errors import BadHost, CrampQAError, InputError, RequestTooLarge
 from crampqa.web.cache import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, AnswerCache, AnswerKey
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -76,20 +76,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-class RequestTooLarge(CrampQAError):
-    """The request body is larger than :data:`MAX_BODY_BYTES`."""
-
-    http_status = 413
-    code = "too_large"
-
-
-class BadHost(CrampQAError):
-    """The request named a host this service does not answer for (DNS rebinding guard)."""
-
-    http_status = 400
-    code = "bad_host"
 
 
 class ErrorBody(BaseModel):
