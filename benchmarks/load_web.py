@@ -22,7 +22,7 @@ The default client is a minimal HTTP/1.1 client on asyncio streams: it costs abo
 of CPU per request, where httpx costs about 1.7 ms, which on a 2-core machine shared
 with the server would be measured as server latency. ``--client httpx`` uses httpx.
 
-    .venv/bin/python benchmarks/load_web.py --requests 200 --concurrency 32
+    .venv/bin/python benchmarks/load_web.py --requests 200 --concurrency 200
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from crampqa.web.launch import ServerStartError, running_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: The latency target of issue #8, for 32 concurrent requests on the 2-core machine.
+#: The latency target of issue #8: 200 concurrent requests on the 2-core machine.
 TARGET_P95_MS = 100.0
 #: Ways a question is reworded for the distinct mix (lead-in, tail): 6 x 4 forms each.
 LEADS = ("", "quick question: ", "can you tell me ", "I keep wondering ",
@@ -275,7 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the load check for each mix and print (and optionally save) the report."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=200, help="per mix")
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=200,
+                        help="requests in flight at once (default: all 200)")
+    parser.add_argument("--threads", type=int, help="`crampqa serve --threads` "
+                        "(default: the server's own, one per CPU)")
     parser.add_argument("--k", type=int, default=3)
     parser.add_argument("--mixes", default="distinct,popular",
                         help="comma-separated: distinct, popular")
@@ -305,8 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     for mix in mixes:
         requests, warm = plan_mix(mix, questions, args.requests, args.popular, args.seed)
         try:
+            extra = ["--threads", str(args.threads)] if args.threads else []
             with running_server(args.corpus, args.index, startup_s=args.startup,
-                                cwd=ROOT) as base:
+                                cwd=ROOT, extra_args=extra) as base:
                 passes, uncached, cached = asyncio.run(asyncio.wait_for(
                     run_mix(base, requests, warm, args.k, args.concurrency, args.timeout,
                             args.client, passes=2 if mix == "popular" else 1),
@@ -336,7 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     load_after = os.getloadavg()
 
     print(f"{args.requests} requests per mix, {args.concurrency} concurrent, k={args.k}, "
-          f"client {args.client}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+          f"client {args.client}, server threads {args.threads or 'default'}, "
+          f"{os.cpu_count()} CPUs, Python {platform.python_version()}")
     print(f"load average before {load_before[0]:.2f} {load_before[1]:.2f} "
           f"{load_before[2]:.2f}, after {load_after[0]:.2f} {load_after[1]:.2f} "
           f"{load_after[2]:.2f} (1, 5, 15 min)")
@@ -352,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps({
             "mixes": [asdict(r) for r in reports],
             "client": args.client,
+            "concurrency": args.concurrency,
+            "server_threads": args.threads,
             "k": args.k,
             "target_p95_ms": TARGET_P95_MS,
             "load_average_before": [round(x, 2) for x in load_before],

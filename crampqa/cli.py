@@ -306,6 +306,11 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8765,
     corpus: CorpusOpt = None,
     index: IndexOpt = None,
+    threads: Annotated[int | None, typer.Option(
+        min=1, max=64, show_default="one per CPU, at most 8",
+        help="Questions answered at once (engine threads).")] = None,
+    access_log: Annotated[bool, typer.Option(
+        "--access-log/--no-access-log", help="Log every request on stderr.")] = False,
 ) -> None:
     """Serve the web page and JSON API (http://127.0.0.1:8765/; API docs at /docs)."""
     import socket
@@ -333,8 +338,9 @@ def serve(
                 "crampqa is meant for local use.")
     shown = f"[{host}]" if ":" in host else host
     _stderr(f"crampqa: serving on http://{shown}:{port}/ (API docs at /docs; Ctrl+C stops)")
-    uvicorn.run(create_app(qa, allowed_hosts=LOOPBACK_HOSTS if local else None),
-                host=host, port=port, log_level="info")
+    uvicorn.run(create_app(qa, allowed_hosts=LOOPBACK_HOSTS if local else None,
+                           engine_threads=threads),
+                host=host, port=port, log_level="info", access_log=access_log)
 
 
 COMMANDS = {"ask", "index", "sources", "info", "eval", "serve"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Sequence
 from functools import cache
 from importlib import resources
@@ -24,14 +25,22 @@ _STOPWORDS = frozenset(
 )
 
 
-@cache
-def _stemmer() -> object | None:
-    try:
-        import Stemmer
+_LOCAL = threading.local()
 
-        return Stemmer.Stemmer("english")
-    except ImportError:  # PyStemmer is a declared dependency; degrade rather than fail
-        return None
+
+def _stemmer() -> object | None:
+    """This thread's English stemmer: a PyStemmer instance must not be used by two
+    threads at once (the web service answers on more than one)."""
+    stemmer: object | None = getattr(_LOCAL, "stemmer", False)
+    if stemmer is False:
+        try:
+            import Stemmer
+
+            stemmer = Stemmer.Stemmer("english")
+        except ImportError:  # PyStemmer is a declared dependency; degrade rather than fail
+            stemmer = None
+        _LOCAL.stemmer = stemmer
+    return stemmer
 
 
 @cache
@@ -153,12 +162,17 @@ class LexicalIndex:
         return cls(retriever, size)
 
     def _by_initial(self) -> dict[str, list[str]]:
-        if self._initials is None:
-            self._initials = {}
+        """Vocabulary terms by first letter, built on first use. Built whole, then
+        published, so a thread never sees a half-built table (two threads may both
+        build it; either result is the same)."""
+        initials = self._initials
+        if initials is None:
+            initials = {}
             for term in self._retriever.vocab_dict:  # type: ignore[attr-defined]
                 if term:
-                    self._initials.setdefault(term[0], []).append(term)
-        return self._initials
+                    initials.setdefault(term[0], []).append(term)
+            self._initials = initials
+        return initials
 
     def unknown_share(self, question: str) -> float:
         """Share of the question's content words the corpus never uses.

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,15 @@ def test_build_and_ask_work_with_the_network_blocked(tmp_path: Path) -> None:
                             env=env, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "OK 1 1" in result.stdout
+
+
+def test_asks_from_several_threads_equal_asks_one_at_a_time(real_qa: CrampQA) -> None:
+    # The web service answers on one engine thread per CPU: an ask must only read.
+    questions = [json.loads(line)["question"] for line in
+                 (PROJECT_ROOT / "eval" / "questions.jsonl").read_text("utf-8").splitlines()
+                 if line.strip()][:48]
+    alone = {q: real_qa.ask(q).to_dict() for q in questions}
+    real_qa.retriever.lexical._initials = None  # let the threads race to build it
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda q: real_qa.ask(q).to_dict(), questions[::-1] * 2))
+    assert together == [alone[q] for q in questions[::-1] * 2]

@@ -21,8 +21,16 @@ from fastapi.testclient import TestClient
 
 from crampqa import CrampQA
 from crampqa.config import MAX_K, MAX_QUESTION_CHARS, PROJECT_ROOT
+from crampqa.errors import InputError
 from crampqa.results import ABSTAIN_MESSAGE, DISCLAIMER
-from crampqa.web.app import INTERNAL_ERROR, STATIC_DIR, create_app
+from crampqa.web.app import (
+    INTERNAL_ERROR,
+    MAX_DEFAULT_ENGINE_THREADS,
+    STATIC_DIR,
+    create_app,
+    default_engine_threads,
+    render_json,
+)
 from crampqa.web.cache import AnswerCache, AnswerKey
 from crampqa.web.launch import ServerStartError, running_server
 from tests.conftest import CORPUS, FakeEmbedder
@@ -336,7 +344,7 @@ def test_concurrent_questions_run_one_at_a_time_and_share_answers(
     real_qa: CrampQA, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen = _counting_ask(real_qa, monkeypatch, delay=0.05)
-    app = create_app(real_qa, warm_up=False)
+    app = create_app(real_qa, warm_up=False, engine_threads=1)
     questions = [QUESTION] * 6 + ["magnesium and vitamin D", "potassium in bananas"] * 2
     with TestClient(app, base_url=BASE) as c, ThreadPoolExecutor(len(questions)) as pool:
         responses = list(pool.map(lambda q: c.get("/api/ask", params={"q": q}), questions))
@@ -346,6 +354,31 @@ def test_concurrent_questions_run_one_at_a_time_and_share_answers(
     assert len({r.content for r in responses[:6]}) == 1
     stats = app.state.answer_cache.stats
     assert stats.misses == 3 and stats.hits + stats.shared == len(questions) - 3
+
+
+def test_engine_threads_answer_side_by_side_as_one_at_a_time(
+    real_qa: CrampQA, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    questions = [QUESTION, "magnesium and vitamin D", "potassium in bananas",
+                 "Wadenkrämpfe nachts", "how much vitamin b12 do vegans need",
+                 "does quinine help leg cramps", "what is the capital of France",
+                 "calcium deficiency symptoms"]
+    alone = [render_json(real_qa.ask(q).to_dict()) for q in questions]  # before the wrap
+    seen = _counting_ask(real_qa, monkeypatch, delay=0.05)
+    app = create_app(real_qa, warm_up=False, engine_threads=3, cache_entries=0)
+    assert app.state.engine_threads == 3
+    with TestClient(app, base_url=BASE) as c, ThreadPoolExecutor(len(questions)) as pool:
+        responses = list(pool.map(lambda q: c.get("/api/ask", params={"q": q}), questions))
+    assert [r.content for r in responses] == alone
+    assert 2 <= seen["most"] <= 3  # asks ran side by side, never more than the pool
+    assert seen["calls"] == len(questions)
+
+
+def test_engine_threads_default_to_the_cpus_and_must_be_positive(real_qa: CrampQA) -> None:
+    assert 1 <= default_engine_threads() <= MAX_DEFAULT_ENGINE_THREADS
+    assert create_app(real_qa, warm_up=False).state.engine_threads == default_engine_threads()
+    with pytest.raises(InputError):
+        create_app(real_qa, warm_up=False, engine_threads=0)
 
 
 def test_a_running_ask_does_not_block_other_requests(
@@ -446,6 +479,30 @@ def test_serve_reports_a_busy_port(capsys: pytest.CaptureFixture[str]) -> None:
             main(["serve", "--port", str(port)])
     assert exit_info.value.code == 2
     assert f"127.0.0.1:{port}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("args", "threads", "access_log"), [
+    ([], None, False),
+    (["--threads", "1", "--access-log"], 1, True),
+])
+def test_serve_passes_threads_and_keeps_questions_out_of_the_log_by_default(
+    real_index: Path, monkeypatch: pytest.MonkeyPatch, args: list[str],
+    threads: int | None, access_log: bool,
+) -> None:
+    import uvicorn
+
+    from crampqa.cli import main
+
+    started: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.update(app=app, **kw))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    main(["serve", "--port", str(port), "--corpus", str(CORPUS), "--index", str(real_index),
+          *args])
+    # questions are health data: the access log (which holds them in the URL) is opt-in
+    assert started["access_log"] is access_log
+    assert started["app"].state.engine_threads == (threads or default_engine_threads())
 
 
 # ---- the page in a real browser ---------------------------------------------------------

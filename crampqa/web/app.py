@@ -5,17 +5,20 @@ uses that engine. Errors reach clients only as ``{"error": ..., "message": ...}`
 :func:`error_response` is the one place a :class:`CrampQAError` becomes an HTTP response,
 and anything unexpected becomes a generic 500 without a traceback.
 
-Questions are answered one at a time, in arrival order, by a single engine thread; the
-event loop only validates requests and sends bytes, so it is never blocked by an ask. The
-JSON of each answer is rendered once and kept in a bounded :class:`AnswerCache` keyed by
-index version, cleaned question and ``k``, so a repeated question costs no engine time;
-identical questions that arrive while one is being answered share that answer.
+Questions are answered in arrival order by a small pool of engine threads (one per CPU
+by default; the query encoder and FAISS release the GIL, and an ask only reads the opened
+index); the event loop only validates requests and sends bytes, so it is never blocked by
+an ask. The JSON of each answer is rendered once and kept in a bounded
+:class:`AnswerCache` keyed by index version, cleaned question and ``k``, so a repeated
+question costs no engine time; identical questions that arrive while one is being answered
+share that answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, MutableMapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -43,6 +46,8 @@ LOOPBACK_HOSTS: frozenset[str] = frozenset({"127.0.0.1", "localhost", "[::1]", "
 MAX_BODY_BYTES = 64 * 1024
 #: Parameters ``GET /api/ask`` understands; anything else is rejected.
 ASK_PARAMS = frozenset({"q", "question", "k"})
+#: Most engine threads started by default, whatever the number of CPUs.
+MAX_DEFAULT_ENGINE_THREADS = 8
 
 PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -226,6 +231,15 @@ def _pick_question(q: str | None, question: str | None) -> str:
     return text
 
 
+def default_engine_threads() -> int:
+    """One engine thread per CPU this process may use (at most 8)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_DEFAULT_ENGINE_THREADS))
+
+
 def create_app(
     qa: CrampQA,
     *,
@@ -233,18 +247,24 @@ def create_app(
     warm_up: bool = True,
     cache_entries: int = DEFAULT_MAX_ENTRIES,
     cache_bytes: int = DEFAULT_MAX_BYTES,
+    engine_threads: int | None = None,
 ) -> FastAPI:
     """The FastAPI app serving ``qa`` (already opened): JSON API, page and /docs.
 
     ``allowed_hosts`` lists the Host names answered (loopback by default; ``None`` answers
     any). With ``warm_up`` the query encoder runs once at start-up, so the first question
     is as fast as the rest. ``cache_entries`` and ``cache_bytes`` bound the answer cache
-    (``cache_entries=0`` stores nothing).
+    (``cache_entries=0`` stores nothing). ``engine_threads`` questions are answered at
+    once (default: :func:`default_engine_threads`).
     """
-    # One engine thread: questions are answered one at a time, first come first served
-    # (on 2 cores this beat letting requests run the engine side by side; see
-    # docs/performance.md), and the engine is never used from two threads at once.
-    engine = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crampqa-engine")
+    threads = default_engine_threads() if engine_threads is None else engine_threads
+    if threads < 1:
+        raise InputError("The number of engine threads must be at least 1.")
+    # A small pool, first come first served. The encoder (onnxruntime, one intra-op thread
+    # per call), FAISS and numpy release the GIL, so on N CPUs N asks run side by side;
+    # an ask only reads the opened index (tests/test_web.py checks that answers given
+    # side by side equal answers given one at a time). See docs/performance.md.
+    engine = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="crampqa-engine")
     cache = AnswerCache(cache_entries, cache_bytes)
 
     def compute(key: AnswerKey) -> bytes:
@@ -280,7 +300,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if warm_up:
-            engine.submit(qa.ask, "leg cramps at night", k=1).result()
+            # as many asks as threads, submitted together, start every engine thread
+            warm = [engine.submit(qa.ask, "leg cramps at night", k=1) for _ in range(threads)]
+            for done in warm:
+                done.result()
         yield
 
     app = FastAPI(
@@ -299,6 +322,7 @@ def create_app(
     )
     app.state.qa = qa
     app.state.answer_cache = cache
+    app.state.engine_threads = threads
     app.add_middleware(GuardMiddleware, allowed_hosts=allowed_hosts)
 
     @app.exception_handler(CrampQAError)

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO
@@ -59,11 +59,13 @@ def running_server(
     startup_s: float = 120.0,
     log_path: Path | None = None,
     cwd: Path | None = None,
+    extra_args: Sequence[str] = (),
 ) -> Iterator[str]:
     """`crampqa serve` on 127.0.0.1 (a free port by default); yields its base URL once
     ``/api/health`` answers, and stops the server on exit.
 
-    The server's output goes to ``log_path`` (a temporary file by default). Raises
+    ``extra_args`` are added to the command line (e.g. ``["--threads", "1"]``). The
+    server's output goes to ``log_path`` (a temporary file by default). Raises
     :class:`ServerStartError`, with that output, if the server exits early or does not
     answer within ``startup_s`` seconds.
     """
@@ -73,6 +75,7 @@ def running_server(
         cmd += ["--corpus", str(corpus)]
     if index is not None:
         cmd += ["--index", str(index)]
+    cmd += list(extra_args)
     with ExitStack() as stack:
         log: IO[str]
         if log_path is None:
