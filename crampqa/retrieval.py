@@ -132,13 +132,23 @@ class Retriever:
         vectors = np.asarray(self.data.embeddings[rows_arr], dtype=np.float32)
         dense, dense_exp = vectors @ query, vectors @ expanded
         kinds = np.asarray(self.data.passages[rows_arr, P_KIND])
+        # every sentence of every candidate against both question vectors, in one product
+        lo = np.searchsorted(self._sentence_passage, rows_arr)
+        hi = np.searchsorted(self._sentence_passage, rows_arr + 1)
+        counts = hi - lo
+        ends = np.cumsum(counts)
+        sentence_rows = np.repeat(lo - (ends - counts), counts) + np.arange(int(ends[-1]))
+        block = np.asarray(self.data.sentence_embeddings[sentence_rows], dtype=np.float32)
+        sims = (block @ np.stack([query, expanded]).T).T
         for i, row in enumerate(rows_arr):
             cand = candidates[int(row)]
             cand.dense = float(dense[i])
             cand.dense_expanded = float(dense_exp[i])
             cand.lexical = float(lex_scores[row])
             cand.lexical_norm = cand.lexical / best_lex if best_lex > 0 else 0.0
-            self._sentence_features(cand, query, expanded)
+            start, end = int(ends[i] - counts[i]), int(ends[i])
+            self._sentence_features(cand, sentence_rows[start:end], sims[:, start:end],
+                                    expanded is not query)
             if kinds[i] == TABLE_ROW:
                 # a table row is one unit whose meaning needs its heading and header
                 # (which the passage vector has and the row's "sentence" lacks)
@@ -157,21 +167,20 @@ class Retriever:
         return Ranking(chosen, confidence, abstained)
 
     def _sentence_features(
-        self, cand: Candidate, query: np.ndarray, expanded: np.ndarray
+        self, cand: Candidate, rows: np.ndarray, sims: np.ndarray, expanded: bool
     ) -> None:
-        lo, hi = np.searchsorted(self._sentence_passage, [cand.row, cand.row + 1])
-        if hi <= lo:
+        """Sentence features of ``cand`` from its sentences' similarities (row 0: the
+        question, row 1: the expanded question)."""
+        if not rows.size:
             cand.sentence = cand.top2 = cand.dense
             cand.sentence_expanded = cand.dense_expanded
             return
-        block = np.asarray(self.data.sentence_embeddings[lo:hi], dtype=np.float32)
-        sims = block @ query
-        cand.sentence_rows = list(range(int(lo), int(hi)))
-        cand.sentence_scores = [float(s) for s in sims]
-        cand.sentence = float(sims.max())
-        cand.top2 = float(np.sort(sims)[-2:].mean())
-        cand.sentence_expanded = float((block @ expanded).max()) \
-            if expanded is not query else cand.sentence
+        scores = sims[0]
+        cand.sentence_rows = rows.tolist()
+        cand.sentence_scores = scores.tolist()
+        cand.sentence = float(scores.max())
+        cand.top2 = float(np.sort(scores)[-2:].mean())
+        cand.sentence_expanded = float(sims[1].max()) if expanded else cand.sentence
 
     def _score(
         self, cands: list[Candidate], settings: RetrievalSettings, question: str
