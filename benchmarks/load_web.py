@@ -297,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     mixes = [m.strip() for m in args.mixes.split(",") if m.strip()]
     if not 1 <= args.requests <= 10_000 or not 1 <= args.concurrency <= 256:
         parser.error("--requests must be 1..10000 and --concurrency 1..256")
+    if args.threads is not None and not 1 <= args.threads <= 64:
+        parser.error("--threads must be 1..64")
     if not mixes or any(m not in ("distinct", "popular") for m in mixes):
         parser.error("--mixes takes distinct and/or popular")
 
@@ -308,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     for mix in mixes:
         requests, warm = plan_mix(mix, questions, args.requests, args.popular, args.seed)
         try:
-            extra = ["--threads", str(args.threads)] if args.threads else []
+            extra = ["--threads", str(args.threads)] if args.threads is not None else []
             with running_server(args.corpus, args.index, startup_s=args.startup,
                                 cwd=ROOT, extra_args=extra) as base:
                 passes, uncached, cached = asyncio.run(asyncio.wait_for(
@@ -340,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     load_after = os.getloadavg()
 
     print(f"{args.requests} requests per mix, {args.concurrency} concurrent, k={args.k}, "
-          f"client {args.client}, server threads {args.threads or 'default'}, "
+          f"client {args.client}, server threads {args.threads or 'default (one per CPU)'}, "
           f"{os.cpu_count()} CPUs, Python {platform.python_version()}")
     print(f"load average before {load_before[0]:.2f} {load_before[1]:.2f} "
           f"{load_before[2]:.2f}, after {load_after[0]:.2f} {load_after[1]:.2f} "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
@@ -76,16 +77,22 @@ class SentenceTransformerEmbedder:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or model_path()
         self._model: object | None = None
+        self._lock = threading.Lock()
 
     def _load(self) -> object:
-        if self._model is None:
-            try:
-                from sentence_transformers import SentenceTransformer
+        """The model, loaded once even when several threads ask at the same time."""
+        model = self._model
+        if model is not None:
+            return model
+        with self._lock:
+            if self._model is None:
+                try:
+                    from sentence_transformers import SentenceTransformer
 
-                self._model = SentenceTransformer(str(self.path), device="cpu")
-            except Exception as exc:  # any loader failure is a model problem to the user
-                raise ModelError(f"Cannot load the model from {self.path}: {exc}") from None
-        return self._model
+                    self._model = SentenceTransformer(str(self.path), device="cpu")
+                except Exception as exc:  # any loader failure is a model problem to the user
+                    raise ModelError(f"Cannot load the model from {self.path}: {exc}") from None
+            return self._model
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """Embed with sentence-transformers (mean pooling, normalised)."""

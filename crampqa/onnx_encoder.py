@@ -90,9 +90,9 @@ class OnnxEncoder:
         with self._lock:
             if self._session is not None:
                 return
-            tokenizer = self._load_tokenizer()
+            self._tokenizer = self._load_tokenizer()
+            # published last: the unlocked check above reads the session alone
             self._session = self._load_session()
-            self._tokenizer = tokenizer
 
     def _load_tokenizer(self) -> Any:
         """Tokenizer from tokenizer.json with our truncation; padding is done in numpy."""

@@ -7,15 +7,18 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from crampqa import CrampQA
 from crampqa.config import PROJECT_ROOT
 from crampqa.corpus import read_corpus
 from crampqa.errors import InputError
+from crampqa.retrieval import with_overrides
 from tests.conftest import CORPUS
 
 TEXTS = {d.doc_id: d.text for d in read_corpus(CORPUS).documents}
@@ -116,3 +119,70 @@ def test_asks_from_several_threads_equal_asks_one_at_a_time(real_qa: CrampQA) ->
     with ThreadPoolExecutor(4) as pool:
         together = list(pool.map(lambda q: real_qa.ask(q).to_dict(), questions[::-1] * 2))
     assert together == [alone[q] for q in questions[::-1] * 2]
+
+
+def test_sentence_features_equal_a_per_passage_computation(
+    real_qa: CrampQA, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    retriever = real_qa.retriever
+    data = real_qa.data
+    passage_of = np.asarray(retriever._sentence_passage).copy()
+    for victim in (5, 40):  # two passages without sentences (theirs go to the one before)
+        assert (passage_of == victim).any()
+        passage_of[passage_of == victim] = victim - 1
+    monkeypatch.setattr(retriever, "_sentence_passage", passage_of)
+    every = int(data.passages.shape[0])
+    settings = with_overrides(real_qa.retrieval_settings, dense_candidates=every,
+                              lexical_candidates=every)
+    for question in ("why do my calves cramp at night", "foods high in potassium"):
+        query, expanded = retriever.embed_questions(question)
+        ranking = retriever.rank(question, every, settings, diversify=False)
+        assert len(ranking.candidates) == every
+        for cand in ranking.candidates:
+            lo, hi = (int(i) for i in np.searchsorted(passage_of, [cand.row, cand.row + 1]))
+            if hi == lo:
+                want = (cand.dense, cand.dense, cand.dense_expanded)
+            else:
+                block = np.asarray(data.sentence_embeddings[lo:hi], dtype=np.float32)
+                sims = block @ query
+                want = (float(sims.max()), float(np.sort(sims)[-2:].mean()),
+                        float((block @ expanded).max()))
+            if data.kind(cand.row) == "table_row":
+                want = (max(want[0], cand.dense), max(want[1], cand.dense),
+                        max(want[2], cand.dense_expanded))
+            assert cand.sentence_rows == list(range(lo, hi))
+            got = (cand.sentence, cand.top2, cand.sentence_expanded)
+            assert got == pytest.approx(want, abs=1e-5), cand.row
+
+
+def test_the_lexical_lookup_table_is_published_only_when_whole(real_qa: CrampQA) -> None:
+    lexical = real_qa.retriever.lexical
+    vocab = lexical._retriever.vocab_dict  # type: ignore[attr-defined]
+    seen_partial = []
+
+    class Watched(dict):  # iterating it checks that nothing half-built is visible
+        def __iter__(self) -> Iterator[str]:
+            for term in super().__iter__():
+                seen_partial.append(lexical._initials is not None)
+                yield term
+
+    lexical._initials = None
+    original = lexical._retriever.vocab_dict  # type: ignore[attr-defined]
+    try:
+        lexical._retriever.vocab_dict = Watched(vocab)  # type: ignore[attr-defined]
+        table = lexical._by_initial()
+    finally:
+        lexical._retriever.vocab_dict = original  # type: ignore[attr-defined]
+    assert seen_partial and not any(seen_partial)
+    assert lexical._initials is table and sum(map(len, table.values())) == len(
+        [t for t in vocab if t])
+
+
+def test_each_thread_has_its_own_stemmer() -> None:
+    from crampqa.lexical import _stemmer
+
+    mine = _stemmer()
+    with ThreadPoolExecutor(1) as pool:
+        theirs = pool.submit(_stemmer).result()
+    assert mine is not None and theirs is not None
+    assert mine is _stemmer() and theirs is not mine

@@ -30,6 +30,7 @@ from crampqa.web.app import (
     create_app,
     default_engine_threads,
     render_json,
+    usable_cpus,
 )
 from crampqa.web.cache import AnswerCache, AnswerKey
 from crampqa.web.launch import ServerStartError, running_server
@@ -603,3 +604,17 @@ def test_page_in_headless_chromium(live_server: str, real_qa: CrampQA) -> None:
         finally:
             browser.close()
     assert not problems, problems
+
+
+@pytest.mark.parametrize(("cpu_max", "limit"), [
+    ("200000 100000\n", 2), ("150000 100000\n", 2), ("50000 100000\n", 1),
+    ("max 100000\n", None), ("garbage\n", None), (None, None),
+])
+def test_usable_cpus_honours_a_cgroup_quota(
+    tmp_path: Path, cpu_max: str | None, limit: int | None
+) -> None:
+    path = tmp_path / "cpu.max"
+    if cpu_max is not None:
+        path.write_text(cpu_max, encoding="ascii")
+    unlimited = usable_cpus(tmp_path / "absent")
+    assert usable_cpus(path) == (unlimited if limit is None else min(unlimited, limit))

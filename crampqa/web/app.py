@@ -231,13 +231,25 @@ def _pick_question(q: str | None, question: str | None) -> str:
     return text
 
 
-def default_engine_threads() -> int:
-    """One engine thread per CPU this process may use (at most 8)."""
+def usable_cpus(cgroup_cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """CPUs this process may use: its affinity, lowered by a cgroup v2 CPU quota
+    (a container limited to 2 CPUs on a large host counts 2)."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not on Linux
         cpus = os.cpu_count() or 1
-    return max(1, min(cpus, MAX_DEFAULT_ENGINE_THREADS))
+    try:
+        quota, period = cgroup_cpu_max.read_text(encoding="ascii").split()[:2]
+        if quota != "max" and int(period) > 0:
+            cpus = min(cpus, max(1, -(-int(quota) // int(period))))  # round up
+    except (OSError, ValueError):  # no cgroup v2 limit to read
+        pass
+    return max(1, cpus)
+
+
+def default_engine_threads() -> int:
+    """One engine thread per usable CPU, at most :data:`MAX_DEFAULT_ENGINE_THREADS`."""
+    return min(usable_cpus(), MAX_DEFAULT_ENGINE_THREADS)
 
 
 def create_app(
