@@ -238,6 +238,35 @@ def test_cached_answer_is_byte_identical(real_qa: CrampQA) -> None:
         assert response.headers["cache-control"] == "no-store"
 
 
+def test_cached_answers_skip_the_framework_and_keep_every_header(
+    real_qa: CrampQA, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(real_qa, warm_up=False)
+    cache: AnswerCache = app.state.answer_cache
+    with TestClient(app, base_url=BASE) as c:
+        first = c.get("/api/ask", params={"q": QUESTION, "k": 2})  # the endpoint answers
+        # from now on the endpoint (which claims the question in the cache) is not reached
+        monkeypatch.setattr(cache, "claim", lambda key: pytest.fail("the endpoint was used"))
+        hits = [c.get("/api/ask", params={"q": QUESTION, "k": 2}),
+                c.get("/api/ask", params={"question": " " + QUESTION, "k": "02"}),
+                c.get(f"/api/ask?q={QUESTION.replace(' ', '+')}&k=2")]
+        # anything unusual goes the normal way, and is refused as before
+        refused = [c.get("/api/ask", params={"q": QUESTION, "k": 2, "x": 1}),
+                   c.get("/api/ask", params=[("q", QUESTION), ("q", QUESTION), ("k", "2")]),
+                   c.get("/api/ask", params={"q": QUESTION, "question": QUESTION, "k": 2}),
+                   c.get("/api/ask", params={"q": QUESTION, "k": 0}),
+                   c.get("/api/ask", params={"q": QUESTION, "k": "two"}),
+                   c.get("/api/ask", params={"q": QUESTION, "k": 2},
+                         headers={"host": "evil.example"})]
+    for hit in hits:
+        assert hit.status_code == 200 and hit.content == first.content
+        assert sorted(hit.headers.items()) == sorted(first.headers.items())
+    assert cache.stats.hits == len(hits)
+    assert [r.status_code for r in refused] == [422, 422, 422, 422, 422, 400]
+    for response in refused:
+        assert set(response.json()) == {"error", "message"}
+
+
 def test_cache_is_keyed_by_question_and_every_parameter(
     real_qa: CrampQA, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -30,7 +30,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders, QueryParams
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crampqa.config import MAX_K, MAX_QUESTION_CHARS
@@ -141,12 +141,21 @@ def _hostname(host: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-class GuardMiddleware:
-    """Pure ASGI middleware: Host check, request size limit and security headers."""
+#: Looks a request up in the answer cache: the stored answer, or None (then the request
+#: takes the normal route, which validates it and answers or refuses it).
+CachedAnswer = Callable[[Scope], "bytes | None"]
 
-    def __init__(self, app: ASGIApp, allowed_hosts: Collection[str] | None) -> None:
+
+class GuardMiddleware:
+    """Pure ASGI middleware: Host check, request size limit and security headers; and
+    answers that are already cached, sent without the framework's routing (the JSON is
+    the same bytes, with the same headers, as the endpoint would send)."""
+
+    def __init__(self, app: ASGIApp, allowed_hosts: Collection[str] | None,
+                 cached_answer: CachedAnswer | None = None) -> None:
         self.app = app
         self.allowed = {h.lower() for h in allowed_hosts} if allowed_hosts is not None else None
+        self.cached_answer = cached_answer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check the request, then pass it on with headers added to the response."""
@@ -193,6 +202,12 @@ class GuardMiddleware:
         if problem is not None:
             await error_response(problem)(scope, receive, send_with_headers)
             return
+        if self.cached_answer is not None:
+            cached = self.cached_answer(scope)
+            if cached is not None:
+                await Response(cached, media_type="application/json")(scope, receive,
+                                                                     send_with_headers)
+                return
         await self.app(scope, receive, send_with_headers)
 
 
@@ -335,7 +350,30 @@ def create_app(
     app.state.qa = qa
     app.state.answer_cache = cache
     app.state.engine_threads = threads
-    app.add_middleware(GuardMiddleware, allowed_hosts=allowed_hosts)
+    def cached_answer(scope: Scope) -> bytes | None:
+        """The cached answer of a well-formed ``GET /api/ask``, or None (not cached, or
+        anything unusual about the request: the endpoint then validates it as usual)."""
+        if scope.get("method") != "GET" or scope.get("path") != "/api/ask":
+            return None
+        params = QueryParams(scope.get("query_string", b""))
+        names = params.keys()
+        if len(params.multi_items()) != len(names) or not names <= ASK_PARAMS:
+            return None
+        texts = [params[name] for name in ("q", "question") if name in params]
+        k_text = params.get("k", "3")
+        if len(texts) != 1 or not (k_text.isascii() and k_text.isdigit() and len(k_text) <= 3):
+            return None
+        k = int(k_text)
+        if not 1 <= k <= MAX_K:
+            return None
+        try:
+            key = AnswerKey(str(qa.data.folder), clean_question(texts[0]), k)
+        except InputError:
+            return None
+        return cache.lookup(key)
+
+    app.add_middleware(GuardMiddleware, allowed_hosts=allowed_hosts,
+                       cached_answer=cached_answer if cache_entries > 0 else None)
 
     @app.exception_handler(CrampQAError)
     async def crampqa_error(request: Request, exc: CrampQAError) -> JSONResponse:

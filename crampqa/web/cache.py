@@ -114,6 +114,17 @@ class AnswerCache:
             self._bytes -= len(dropped)
             self.stats.evictions += 1
 
+    def lookup(self, key: AnswerKey) -> bytes | None:
+        """The stored answer for ``key`` (counted as a hit), or None (not counted: the
+        request then goes on to :meth:`claim`)."""
+        with self._lock:
+            self._see_version(key.version)
+            body = self._entries.get(key)
+            if body is not None:
+                self._entries.move_to_end(key)
+                self.stats.hits += 1
+            return body
+
     def claim(self, key: AnswerKey) -> bytes | Future[bytes] | None:
         """Look ``key`` up for a request, in one step.
 
