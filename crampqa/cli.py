@@ -29,9 +29,35 @@ app = typer.Typer(
 out = Console(soft_wrap=False)
 err = Console(stderr=True)
 
+
+def _show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"crampqa {version('crampqa')}")
+        except PackageNotFoundError:  # running from a source tree that is not installed
+            print("crampqa (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[bool, typer.Option(
+        "--version", callback=_show_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Verbatim, source-cited answers about leg cramps and the deficiencies behind them.
+    Not medical advice.
+
+    Ask with: crampqa "why do my calves cramp at night"
+    """
+
 CorpusOpt = Annotated[
     Path | None,
-    typer.Option("--corpus", envvar="CRAMPQA_CORPUS", help="Corpus folder (default: corpus/)."),
+    typer.Option("--corpus", envvar="CRAMPQA_CORPUS",
+                 help="Corpus folder (default: corpus/; with --index alone, the folder that "
+                 "index was built from, and no build if it has none)."),
 ]
 IndexOpt = Annotated[
     Path | None,
@@ -348,7 +374,7 @@ COMMANDS = {"ask", "index", "sources", "info", "eval", "serve"}
 
 def _route(args: list[str]) -> list[str]:
     """Let `crampqa "question"` mean `crampqa ask "question"`."""
-    if args and args[0] not in COMMANDS and args[0] not in ("--help", "-h"):
+    if args and args[0] not in COMMANDS and args[0] not in ("--help", "-h", "--version"):
         first_positional = next((a for a in args if not a.startswith("-")), None)
         if first_positional is not None and first_positional not in COMMANDS:
             return ["ask", *args]
@@ -380,7 +406,7 @@ def main(argv: list[str] | None = None) -> None:
     args = _route(list(sys.argv[1:] if argv is None else argv))
     wants_json = "--json" in args
     try:
-        app(args=args, prog_name="crampqa", standalone_mode=False)
+        code = app(args=args, prog_name="crampqa", standalone_mode=False)
     except CrampQAError as exc:
         _fail(exc, wants_json)
     except _ABORT:
@@ -398,9 +424,18 @@ def main(argv: list[str] | None = None) -> None:
     except _EXIT as exc:
         raise SystemExit(exc.exit_code) from None  # type: ignore[attr-defined]
     except Exception as exc:
+        if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
+            _stderr("crampqa: interrupted")  # e.g. Ctrl+C while a module was importing
+            raise SystemExit(130) from None
         if os.environ.get("CRAMPQA_DEBUG"):
             raise
         _fail(unexpected(exc), wants_json)
+    # Outside standalone mode click returns (instead of raising) the code of an Exit;
+    # Ctrl+C arrives this way as 130.
+    if isinstance(code, int) and code != 0:
+        if code == 130:
+            _stderr("crampqa: interrupted")
+        raise SystemExit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -153,12 +153,17 @@ def _walk(folder: Path, report: CorpusReport) -> Iterator[Path]:
             yield path
 
 
-def read_corpus(folder: Path) -> CorpusReport:
-    """Read every supported file under ``folder``; skip the rest with a reason each."""
+def require_corpus_dir(folder: Path) -> None:
+    """Raise a clear :class:`CorpusError` unless ``folder`` is an existing folder."""
     if not folder.exists():
         raise CorpusError(f"Corpus folder not found: {folder} (use --corpus DIR).")
     if not folder.is_dir():
         raise CorpusError(f"Corpus path is not a folder: {folder} (use --corpus DIR).")
+
+
+def read_corpus(folder: Path) -> CorpusReport:
+    """Read every supported file under ``folder``; skip the rest with a reason each."""
+    require_corpus_dir(folder)
     report = CorpusReport()
     sources = _load_sources(folder, report)
     beir = sorted(p for p in folder.iterdir() if p.name in ("corpus.jsonl", "corpus.jsonl.gz"))

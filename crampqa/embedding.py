@@ -87,8 +87,11 @@ class SentenceTransformerEmbedder:
         with self._lock:
             if self._model is None:
                 try:
+                    import transformers
                     from sentence_transformers import SentenceTransformer
 
+                    # no "Loading weights" bar on stderr during `crampqa index`
+                    transformers.utils.logging.disable_progress_bar()
                     self._model = SentenceTransformer(str(self.path), device="cpu")
                 except Exception as exc:  # any loader failure is a model problem to the user
                     raise ModelError(f"Cannot load the model from {self.path}: {exc}") from None

@@ -14,10 +14,10 @@ from crampqa.config import (
     default_corpus_dir,
     default_index_dir,
 )
-from crampqa.corpus import read_corpus
+from crampqa.corpus import read_corpus, require_corpus_dir
 from crampqa.dense import DenseIndex
 from crampqa.embedding import Embedder, load_query_encoder
-from crampqa.errors import CorpusError, IndexError_, IndexLockedError, InputError
+from crampqa.errors import IndexError_, IndexLockedError, InputError
 from crampqa.indexing import BuildSummary, Progress, build_index, corpus_fingerprint
 from crampqa.lexical import LexicalIndex
 from crampqa.results import ABSTAIN_MESSAGE, Answer, Highlight, RankedPassage
@@ -157,8 +157,7 @@ class CrampQA:
             if not auto_build:
                 raise IndexError_(f"The index in {index} needs building ({reason}); "
                                   "run `crampqa index`.")
-            if not corpus.is_dir():
-                raise CorpusError(f"Corpus folder not found: {corpus} (use --corpus DIR).")
+            require_corpus_dir(corpus)
             try:
                 summary = build_index(corpus, index, settings, embedder, progress)
             except IndexLockedError:
@@ -327,8 +326,7 @@ def stale_reason(
                 return "the model weights changed"
     if corpus is None:
         return None
-    if not corpus.is_dir():
-        raise CorpusError(f"Corpus folder not found: {corpus} (use --corpus DIR).")
+    require_corpus_dir(corpus)
     if corpus_fingerprint(corpus) == data.manifest["corpus"].get("fingerprint"):
         return None
     report = read_corpus(corpus)

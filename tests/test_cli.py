@@ -54,6 +54,8 @@ def test_terminal_output_shows_sources_and_the_disclaimer(real_index: Path) -> N
         (["ask", "cramps", "--corpus", "/nonexistent/corpus", "--index", "/tmp/x-none"], 3,
          "Corpus folder not found"),
         (["index", "--ann", "ivfpq"], 2, "Unknown --ann"),
+        (["ask", "cramps", "--corpus", "README.md", "--index", "/tmp/x-none"], 3,
+         "Corpus path is not a folder"),
     ],
 )
 def test_user_mistakes_give_one_line_and_exit_code(args, code, message, capsys) -> None:
@@ -90,3 +92,29 @@ def test_console_script_runs_a_real_question(real_index: Path) -> None:
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["passages"]
+
+
+@pytest.mark.parametrize("where", ["command", "import"])
+def test_ctrl_c_exits_130_and_says_so(
+    where: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import crampqa.cli as cli
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        if where == "import":  # a C extension interrupted while it loads
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt:
+                raise ImportError("initialization failed") from None
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_open", interrupted)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["ask", "cramps"])
+    assert exit_info.value.code == 130
+    assert capsys.readouterr().err.strip() == "crampqa: interrupted"
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["--version"])  # returns: exit status 0
+    assert capsys.readouterr().out.startswith("crampqa ")
