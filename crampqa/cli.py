@@ -114,6 +114,7 @@ def _summary_line(summary: object) -> str:
         f"({s.added} added, {s.changed} changed, {s.unchanged} unchanged, "  # type: ignore[attr-defined]
         f"{s.removed} removed; {len(s.skipped)} files skipped) "  # type: ignore[attr-defined]
         f"in {s.seconds:.1f}s -> {s.folder}"  # type: ignore[attr-defined]
+        + (" (up to date: nothing written)" if getattr(s, "up_to_date", False) else "")
     )
 
 

@@ -32,6 +32,7 @@ from crampqa.store import (
     current_version,
     load_version,
     new_version_folder,
+    prune_versions,
     write_arrays,
     write_documents,
 )
@@ -57,6 +58,7 @@ class BuildSummary:
     seconds: float = 0.0
     embedded_passages: int = 0
     dense: dict[str, Any] = field(default_factory=dict)  # type and parameters built
+    up_to_date: bool = False  # nothing changed: the current version was kept as it is
 
 
 def embedding_text(doc: Document, chunk: Chunk) -> str:
@@ -143,6 +145,18 @@ def build_index(
         previous, reason = (None, "--rebuild was asked for") if rebuild else \
             _previous(index_root, key)
         summary = BuildSummary(index_root, skipped=report.skipped, full_rebuild_reason=reason)
+        if previous is not None and _up_to_date(previous, report, settings, embedder,
+                                                corpus_dir, fingerprint):
+            # nothing would differ but the timestamp: keep the current version (no new
+            # folder, so open services and their answer caches stay valid)
+            prune_versions(index_root, keep=previous.folder.name)  # e.g. a killed build's
+            summary.folder = previous.folder
+            summary.up_to_date = True
+            summary.documents = summary.unchanged = len(report.documents)
+            summary.passages = int(previous.passages.shape[0])
+            summary.dense = dict(previous.manifest.get("dense") or {})
+            summary.seconds = time.perf_counter() - started
+            return summary
         tmp = new_version_folder(index_root)
         try:
             _build_into(tmp, report, settings, embedder, previous, summary, progress)
@@ -156,6 +170,32 @@ def build_index(
             raise
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _up_to_date(
+    previous: IndexData,
+    report: CorpusReport,
+    settings: IndexSettings,
+    embedder: Embedder,
+    corpus_dir: Path,
+    fingerprint: list[list[Any]],
+) -> bool:
+    """Whether a build would write the same index as ``previous`` (same format, settings,
+    model files, corpus folder, files and documents, skipped files)."""
+    manifest = previous.manifest
+    corpus = manifest.get("corpus", {})
+    model = manifest.get("model", {})
+    stat = weights_stat(model_path()) if _is_real(embedder) else None
+    return (
+        manifest.get("format_version") == FORMAT_VERSION
+        and manifest.get("settings") == json.loads(json.dumps(settings.to_dict()))
+        and model.get("name") == embedder.name
+        and model.get("weights_stat") == stat
+        and corpus.get("dir") == str(corpus_dir.resolve())
+        and corpus.get("fingerprint") == fingerprint
+        and corpus.get("documents") == {d.doc_id: d.sha256 for d in report.documents}
+        and corpus.get("skipped") == [list(s) for s in report.skipped]
+    )
 
 
 def _is_real(embedder: Embedder) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -130,3 +131,29 @@ def test_second_builder_is_refused_while_locked(tmp_path: Path) -> None:
     with build_lock(tmp_path), pytest.raises(IndexLockedError, match="Another crampqa"), \
             build_lock(tmp_path):
         pass
+
+
+def test_index_run_on_an_unchanged_corpus_writes_nothing(
+    corpus_copy: Path, tmp_path: Path, fake_settings: Any
+) -> None:
+    from dataclasses import replace
+
+    root = tmp_path / "i"
+    first = CrampQA.build(corpus_copy, root, settings=fake_settings, embedder=FakeEmbedder())
+    versions = sorted(p.name for p in root.iterdir())
+    again = CrampQA.build(corpus_copy, root, settings=fake_settings, embedder=FakeEmbedder())
+    assert again.up_to_date and again.folder == first.folder
+    assert (again.documents, again.unchanged, again.passages) == (5, 5, first.passages)
+    assert sorted(p.name for p in root.iterdir()) == versions
+    # anything a build would record differently writes a new version
+    (corpus_copy / "004_e0e782d50d9d779d.txt").touch()  # same text, new file time
+    touched = CrampQA.build(corpus_copy, root, settings=fake_settings, embedder=FakeEmbedder())
+    assert not touched.up_to_date and touched.folder != first.folder
+    stricter = replace(fake_settings, retrieval=replace(fake_settings.retrieval,
+                                                        abstain_threshold=0.5))
+    retuned = CrampQA.build(corpus_copy, root, settings=stricter, embedder=FakeEmbedder())
+    assert not retuned.up_to_date and retuned.folder != touched.folder
+    assert (retuned.added, retuned.changed, retuned.unchanged) == (0, 0, 5)
+    (corpus_copy / "notes.png").write_bytes(b"\x89PNG")  # a new skipped file is recorded
+    skipped = CrampQA.build(corpus_copy, root, settings=stricter, embedder=FakeEmbedder())
+    assert not skipped.up_to_date and skipped.skipped
