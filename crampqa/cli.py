@@ -334,7 +334,7 @@ def serve(
     corpus: CorpusOpt = None,
     index: IndexOpt = None,
     threads: Annotated[int | None, typer.Option(
-        min=1, max=64, show_default="one per CPU, at most 8",
+        min=1, max=64, show_default="one per usable CPU, at most 8",
         help="Questions answered at once (engine threads).")] = None,
     access_log: Annotated[bool, typer.Option(
         "--access-log/--no-access-log", help="Log every request on stderr.")] = False,
