@@ -97,9 +97,15 @@ def test_threshold_option_moves_abstention(real_qa: CrampQA) -> None:
     assert real_qa.ask(question, abstain_threshold=min(1.0, answer.confidence + 0.01)).abstained
 
 
-def test_pooled_judgments_agree_with_the_evidence() -> None:
-    """eval/judgments.jsonl (blind pooled judgments of the top passages) and the evidence
-    snippets say the same: a passage judged to answer contains a snippet of its question."""
+@pytest.mark.parametrize(("questions", "judgments", "at_least"), [
+    ("questions.jsonl", "judgments.jsonl", 400),
+    ("heldout.jsonl", "heldout_judgments.jsonl", 200),
+])
+def test_pooled_judgments_agree_with_the_evidence(
+    questions: str, judgments: str, at_least: int
+) -> None:
+    """The blind pooled judgments of the top passages and the evidence snippets say the
+    same: a passage judged to answer contains a snippet of its question."""
     import json
 
     from crampqa.corpus import read_corpus
@@ -107,10 +113,10 @@ def test_pooled_judgments_agree_with_the_evidence() -> None:
 
     texts = {d.doc_id: d.text for d in read_corpus(PROJECT_ROOT / "corpus").documents}
     evidence = {q.id: [normalize_for_match(e) for e in q.evidence]
-                for q in load_questions(QUESTIONS)}
-    lines = (PROJECT_ROOT / "eval" / "judgments.jsonl").read_text("utf-8").splitlines()
+                for q in load_questions(PROJECT_ROOT / "eval" / questions)}
+    lines = (PROJECT_ROOT / "eval" / judgments).read_text("utf-8").splitlines()
     judged = [json.loads(line) for line in lines if line.strip()]
-    assert len(judged) > 400
+    assert len(judged) > at_least
     for j in judged:
         doc_id, span = j["source_id"].rsplit("#", 1)
         start, end = (int(x) for x in span.split("-"))
@@ -131,3 +137,18 @@ def test_close_scores_prefer_another_article(real_qa: CrampQA) -> None:
     assert diverse[0].row == plain[0].row  # the best passage always stays first
     for cand in diverse[1:]:
         assert plain[0].score - cand.score <= settings.diversity_margin or cand in plain
+
+
+@pytest.mark.parametrize("questions", ["questions.jsonl", "heldout.jsonl"])
+def test_every_evidence_snippet_is_in_a_named_article(questions: str) -> None:
+    from crampqa.corpus import read_corpus
+    from crampqa.evaluation.datasets import normalize_for_match
+
+    texts = {d.doc_id: normalize_for_match(d.text)
+             for d in read_corpus(PROJECT_ROOT / "corpus").documents}
+    loaded = load_questions(PROJECT_ROOT / "eval" / questions)
+    assert {q.id for q in loaded if q.answerable} and {q.id for q in loaded if not q.answerable}
+    for q in loaded:
+        assert bool(q.evidence) == q.answerable, q.id
+        for snippet in q.evidence:
+            assert any(normalize_for_match(snippet) in texts[d] for d in q.doc_ids), (q.id, snippet)
