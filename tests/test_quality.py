@@ -139,7 +139,7 @@ def test_close_scores_prefer_another_article(real_qa: CrampQA) -> None:
         assert plain[0].score - cand.score <= settings.diversity_margin or cand in plain
 
 
-@pytest.mark.parametrize("questions", ["questions.jsonl", "heldout.jsonl"])
+@pytest.mark.parametrize("questions", ["questions.jsonl", "heldout.jsonl", "dev.jsonl"])
 def test_every_evidence_snippet_is_in_a_named_article(questions: str) -> None:
     from crampqa.corpus import read_corpus
     from crampqa.evaluation.datasets import normalize_for_match
