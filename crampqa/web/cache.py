@@ -83,14 +83,18 @@ class AnswerCache:
             self._bytes = 0
             self._version = version
 
+    def _stored(self, key: AnswerKey) -> bytes | None:
+        """The stored answer, now the most recently used, or None (lock held)."""
+        self._see_version(key.version)
+        body = self._entries.get(key)
+        if body is not None:
+            self._entries.move_to_end(key)
+        return body
+
     def get(self, key: AnswerKey) -> bytes | None:
         """The stored answer for ``key`` (now the most recently used), or None."""
         with self._lock:
-            self._see_version(key.version)
-            body = self._entries.get(key)
-            if body is not None:
-                self._entries.move_to_end(key)
-            return body
+            return self._stored(key)
 
     def put(self, key: AnswerKey, body: bytes) -> None:
         """Store an answer, evicting the least recently used ones beyond the bounds.
@@ -118,10 +122,8 @@ class AnswerCache:
         """The stored answer for ``key`` (counted as a hit), or None (not counted: the
         request then goes on to :meth:`claim`)."""
         with self._lock:
-            self._see_version(key.version)
-            body = self._entries.get(key)
+            body = self._stored(key)
             if body is not None:
-                self._entries.move_to_end(key)
                 self.stats.hits += 1
             return body
 
@@ -133,10 +135,8 @@ class AnswerCache:
         owns the computation and must call :meth:`finish` with its result or error.
         """
         with self._lock:
-            self._see_version(key.version)
-            body = self._entries.get(key)
+            body = self._stored(key)
             if body is not None:
-                self._entries.move_to_end(key)
                 self.stats.hits += 1
                 return body
             pending = self._pending.get(key)
