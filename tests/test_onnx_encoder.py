@@ -395,3 +395,13 @@ def test_damaged_tokenizer_or_config_raises_model_error(tmp_path: Path, model_pa
     with pytest.raises(ModelError) as info:
         OnnxEncoder(folder)
     _assert_rebuild_hint(info.value)
+
+
+def test_loading_the_model_shows_no_progress_bar() -> None:
+    # In a fresh process: another test may already have turned transformers' bars off.
+    code = ("from crampqa.embedding import SentenceTransformerEmbedder; "
+            "SentenceTransformerEmbedder()._load()")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert run.returncode == 0, run.stderr
+    assert "Loading weights" not in run.stderr and "it/s" not in run.stderr

@@ -46,6 +46,8 @@ LOOPBACK_HOSTS: frozenset[str] = frozenset({"127.0.0.1", "localhost", "[::1]", "
 MAX_BODY_BYTES = 64 * 1024
 #: Parameters ``GET /api/ask`` understands; anything else is rejected.
 ASK_PARAMS = frozenset({"q", "question", "k"})
+#: Passages per answer when a request does not give ``k``.
+DEFAULT_K = 3
 #: Most engine threads started by default, whatever the number of CPUs.
 MAX_DEFAULT_ENGINE_THREADS = 8
 
@@ -98,7 +100,7 @@ class AskBody(BaseModel):
     q: str | None = Field(None, description=f"The question (at most {MAX_QUESTION_CHARS} "
                           "characters).", examples=["why do my calves cramp at night"])
     question: str | None = Field(None, description="Same as `q`; give one of the two.")
-    k: StrictInt = Field(3, ge=1, le=MAX_K, description="How many passages to return.")
+    k: StrictInt = Field(DEFAULT_K, ge=1, le=MAX_K, description="How many passages to return.")
 
 
 def error_response(exc: CrampQAError) -> JSONResponse:
@@ -305,10 +307,14 @@ def create_app(
         cache.finish(key, body, store=str(qa.data.folder) == key.version)
         return body
 
+    def answer_key(question: str, k: int) -> AnswerKey:
+        """Everything the answer depends on; raises InputError for an unusable question."""
+        return AnswerKey(str(qa.data.folder), clean_question(question), check_k(k))
+
     async def answer_bytes(question: str, k: int) -> bytes:
         """The JSON of the answer: from the cache, shared with an identical request in
         flight, or computed on the engine thread (the event loop only awaits it)."""
-        key = AnswerKey(str(qa.data.folder), clean_question(question), check_k(k))
+        key = answer_key(question, k)
         claimed = cache.claim(key)
         if isinstance(claimed, bytes):
             return claimed
@@ -360,17 +366,13 @@ def create_app(
         if len(params.multi_items()) != len(names) or not names <= ASK_PARAMS:
             return None
         texts = [params[name] for name in ("q", "question") if name in params]
-        k_text = params.get("k", "3")
+        k_text = params.get("k", str(DEFAULT_K))
         if len(texts) != 1 or not (k_text.isascii() and k_text.isdigit() and len(k_text) <= 3):
             return None
-        k = int(k_text)
-        if not 1 <= k <= MAX_K:
-            return None
         try:
-            key = AnswerKey(str(qa.data.folder), clean_question(texts[0]), k)
-        except InputError:
+            return cache.lookup(answer_key(texts[0], int(k_text)))
+        except InputError:  # k out of range or an unusable question
             return None
-        return cache.lookup(key)
 
     app.add_middleware(GuardMiddleware, allowed_hosts=allowed_hosts,
                        cached_answer=cached_answer if cache_entries > 0 else None)
@@ -407,7 +409,7 @@ def create_app(
         q: Annotated[str | None, Query(description="The question, at most "
                                        f"{MAX_QUESTION_CHARS} characters.")] = None,
         question: Annotated[str | None, Query(description="Same as `q`.")] = None,
-        k: Annotated[int, Query(ge=1, le=MAX_K, description="How many passages.")] = 3,
+        k: Annotated[int, Query(ge=1, le=MAX_K, description="How many passages.")] = DEFAULT_K,
     ) -> Response:
         """The top ``k`` passages for a question, verbatim, or an abstention.
 
