@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 Q ?= why do my calves cramp at night
 EVAL_ARGS ?= --compare
 
-.PHONY: setup ask index test lint eval clean
+.PHONY: setup ask index test lint eval clean train-scorer
 
 setup: $(VENV)/.installed
 
@@ -34,6 +34,10 @@ lint: setup
 
 eval: setup
 	$(VENV)/bin/crampqa eval eval/questions.jsonl $(EVAL_ARGS)
+
+# retrains the answer scorer from scratch (MedQuAD from ../shared; about 30-60 min on 2 cores)
+train-scorer: setup
+	$(PY) training/train_scorer.py
 
 clean:
 	rm -rf $(VENV) indexes/default .pytest_cache .mypy_cache .ruff_cache

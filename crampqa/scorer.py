@@ -1,0 +1,116 @@
+"""The question–passage scorer: a small cross-encoder trained by this project.
+
+It reads a question and a passage together and gives the probability that the passage
+answers the question. crampqa ships it inside the package (``crampqa/models/scorer``:
+``model.onnx``, ``tokenizer.json`` and ``scorer.json`` with its SHA-256); it runs on
+onnxruntime + tokenizers, so the query path never imports torch. How it was trained:
+``training/`` and ``crampqa/models/scorer/README.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crampqa.errors import ModelError
+
+SCORER_DIR = Path(__file__).resolve().parent / "models" / "scorer"
+MODEL_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+CARD_FILE = "scorer.json"
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+_REINSTALL = "reinstall crampqa (or run `make train-scorer`)"
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class PassageScorer:
+    """Probabilities that passages answer a question (onnxruntime, int8 weights)."""
+
+    def __init__(self, folder: Path, card: dict[str, Any], session: Any, tokenizer: Any) -> None:
+        self.folder = folder
+        self.card = card
+        self._session = session
+        self._tokenizer = tokenizer
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of ``model.onnx``, as checked on load (recorded in index manifests)."""
+        return str(self.card["sha256"])
+
+    @property
+    def name(self) -> str:
+        """The scorer's name and the start of its hash, for manifests and ``info``."""
+        return f"{self.card.get('name', 'crampqa-scorer')}@{self.sha256[:12]}"
+
+    @classmethod
+    def load(cls, folder: Path | None = None, *, check_hash: bool = True,
+             threads: int = 1) -> PassageScorer:
+        """Load the scorer in ``folder`` (the packaged one by default), checking that
+        ``model.onnx`` has the SHA-256 written in ``scorer.json``."""
+        folder = Path(folder) if folder is not None else SCORER_DIR
+        paths = [folder / n for n in (MODEL_FILE, TOKENIZER_FILE, CARD_FILE)]
+        missing = [p.name for p in paths if not p.is_file()]
+        if missing:
+            raise ModelError(f"The answer scorer in {folder} is incomplete "
+                             f"(missing {', '.join(missing)}); {_REINSTALL}.")
+        try:
+            card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
+            max_length = int(card["max_length"])
+            if check_hash:
+                expected = str(card["sha256"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelError(f"The answer scorer's {folder / CARD_FILE} is damaged; "
+                             f"{_REINSTALL}.") from exc
+        if check_hash and file_sha256(folder / MODEL_FILE) != expected:
+            raise ModelError(f"The answer scorer {folder / MODEL_FILE} does not match its "
+                             f"SHA-256 in {CARD_FILE}; {_REINSTALL}.")
+        card["sha256"] = card.get("sha256") or file_sha256(folder / MODEL_FILE)
+        try:
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+
+            tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+            tokenizer.enable_truncation(max_length=max_length, strategy="only_second")
+            tokenizer.no_padding()
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = max(1, threads)
+            options.inter_op_num_threads = 1
+            session = ort.InferenceSession(str(folder / MODEL_FILE), options,
+                                           providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own types
+            raise ModelError(f"The answer scorer in {folder} could not be loaded "
+                             f"({type(exc).__name__}); {_REINSTALL}.") from exc
+        return cls(folder, card, session, tokenizer)
+
+    def logits(self, question: str, passages: Sequence[str]) -> np.ndarray:
+        """Raw scores for (question, passage) pairs, one per passage."""
+        if not passages:
+            return np.zeros(0, dtype=np.float32)
+        encodings = self._tokenizer.encode_batch([(question, p) for p in passages])
+        width = max(len(e.ids) for e in encodings)
+        feed = {name: np.zeros((len(encodings), width), dtype=np.int64) for name in INPUT_NAMES}
+        for i, e in enumerate(encodings):
+            n = len(e.ids)
+            feed["input_ids"][i, :n] = e.ids
+            feed["attention_mask"][i, :n] = e.attention_mask
+            feed["token_type_ids"][i, :n] = e.type_ids
+        (out,) = self._session.run(["logits"], feed)  # thread-safe in onnxruntime
+        return np.asarray(out, dtype=np.float32).reshape(-1)
+
+    def probabilities(self, question: str, passages: Sequence[str]) -> np.ndarray:
+        """The probability that each passage answers ``question`` (sigmoid of the logit)."""
+        return np.asarray(1.0 / (1.0 + np.exp(-self.logits(question, passages))),
+                          dtype=np.float32)
