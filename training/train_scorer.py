@@ -78,7 +78,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=6e-5)
     parser.add_argument("--max-length", type=int, default=192)
-    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    # one thread: on a shared 2-core machine two OpenMP threads that keep preempting each
+    # other ran several times slower than one
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--limit", type=int, default=0, help="use only N training pairs (smoke)")
     args = parser.parse_args()
 
@@ -148,7 +150,8 @@ def main() -> None:
             scheduler.step()
             optimizer.zero_grad()
             step += 1
-            running = 0.98 * running + 0.02 * float(loss) if step > 1 else float(loss)
+            value = float(loss.detach())
+            running = 0.98 * running + 0.02 * value if step > 1 else value
             if step % 50 == 0 or step == total:
                 rate = step / (time.time() - started)
                 print(f"step {step}/{total} loss {running:.4f} "
