@@ -260,9 +260,15 @@ def test_deeply_nested_folders_are_walked_without_recursion(tmp_path: Path) -> N
         deep.mkdir()
     (deep / "deep.txt").write_text(ARTICLE)
     (corpus / "top.txt").write_text(ARTICLE)
-    report = read_corpus(corpus)
-    assert sorted(d.doc_id for d in report.documents) == ["d/" * 1100 + "deep", "top"]
-    assert len(corpus_fingerprint(corpus)) == 2
+    try:
+        report = read_corpus(corpus)
+        assert sorted(d.doc_id for d in report.documents) == ["d/" * 1100 + "deep", "top"]
+        assert len(corpus_fingerprint(corpus)) == 2
+    finally:  # bottom up: shutil.rmtree (pytest's clean-up) recurses too
+        (deep / "deep.txt").unlink()
+        while deep != corpus:
+            deep.rmdir()
+            deep = deep.parent
 
 
 def test_walk_order_is_unchanged(tmp_path: Path) -> None:
