@@ -103,8 +103,10 @@ def build_progress(enabled: bool) -> Iterator[object]:
 
 
 def _stderr(message: str) -> None:
-    """One unwrapped line on standard error."""
-    print(message, file=sys.stderr, flush=True)
+    """One unwrapped line on standard error, control characters made visible."""
+    from crampqa.terminal import visible
+
+    print(visible(message, newlines=False), file=sys.stderr, flush=True)
 
 
 def _summary_line(summary: object) -> str:
@@ -219,8 +221,11 @@ def sources(
     if as_json:
         print(json.dumps(docs, ensure_ascii=False, indent=2))
         return
+    from crampqa.terminal import visible
+
     for doc in docs:
-        out.print(f"{doc['doc_id']}  {doc['title']}", markup=False, highlight=False)
+        out.print(visible(f"{doc['doc_id']}  {doc['title']}", newlines=False), markup=False,
+                  highlight=False)
 
 
 @app.command()
@@ -242,7 +247,9 @@ def info(
         load_version(qa.data.folder, verify_full=True)
         _stderr(f"All {len(qa.manifest.get('files', {}))} index files match their SHA-256 "
                 "checksums.")
-    print(manifest_json(qa.manifest))
+    from crampqa.terminal import json_for_terminal
+
+    print(json_for_terminal(manifest_json(qa.manifest)))
 
 
 @app.command("eval")
