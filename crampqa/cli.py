@@ -345,6 +345,9 @@ def serve(
         help="Questions answered at once (engine threads).")] = None,
     access_log: Annotated[bool, typer.Option(
         "--access-log/--no-access-log", help="Log every request on stderr.")] = False,
+    request_timeout: Annotated[float, typer.Option(
+        min=0.1, max=600, help="Seconds a client has to send a whole request (headers and "
+        "body); slower ones get 408 and are disconnected.")] = 10.0,
 ) -> None:
     """Serve the web page and JSON API (http://127.0.0.1:8765/; API docs at /docs)."""
     import socket
@@ -353,6 +356,7 @@ def serve(
         import uvicorn
 
         from crampqa.web.app import LOOPBACK_HOSTS, create_app
+        from crampqa.web.protocol import protocol_class
     except ImportError as exc:
         raise CrampQAError(f"The web service needs the web extras ({exc.name} is missing); "
                            "install them with: pip install 'crampqa[web]'.") from None
@@ -374,7 +378,8 @@ def serve(
     _stderr(f"crampqa: serving on http://{shown}:{port}/ (API docs at /docs; Ctrl+C stops)")
     uvicorn.run(create_app(qa, allowed_hosts=LOOPBACK_HOSTS if local else None,
                            engine_threads=threads),
-                host=host, port=port, log_level="info", access_log=access_log)
+                host=host, port=port, log_level="info", access_log=access_log,
+                http=protocol_class(request_timeout))
 
 
 COMMANDS = {"ask", "index", "sources", "info", "eval", "serve"}
