@@ -313,13 +313,11 @@ def require_corpus_dir(folder: Path) -> None:
 
 def no_documents_error(folder: Path, skipped: list[tuple[str, str]]) -> CorpusError:
     """The error for a corpus with nothing to index, naming the skipped files and why."""
-    message = (f"No readable documents in {folder} (supported: .txt, .md, .html, BEIR "
-               f"corpus.jsonl); {len(skipped)} file(s) skipped")
-    if skipped:
-        shown = "; ".join(f"{path} ({reason})" for path, reason in skipped[:5])
-        more = f"; and {len(skipped) - 5} more" if len(skipped) > 5 else ""
-        message += f": {shown}{more}"
-    return CorpusError(message + ".")
+    listed = "".join(f"{path} ({reason}); " for path, reason in skipped[:5])
+    if len(skipped) > 5:
+        listed = f"{listed[:-2]} and {len(skipped) - 5} more; "
+    return CorpusError(f"No readable documents in {folder} (supported: .txt, .md, .html, BEIR "
+                       f"corpus.jsonl); {listed}{len(skipped)} file(s) skipped.")
 
 
 def unique_ids(candidates: list[tuple[str, str]]) -> list[str]:
@@ -353,7 +351,8 @@ def read_corpus(folder: Path, max_bytes: int | None = None) -> CorpusReport:
     limit = max_file_bytes() if max_bytes is None else max_bytes
     report = CorpusReport()
     try:
-        names = sorted(entry.name for entry in os.scandir(folder))
+        with os.scandir(folder) as listing:
+            names = sorted(entry.name for entry in listing)
     except OSError as exc:
         raise CorpusError(f"Cannot read the corpus folder {folder}: {exc.strerror or exc}; "
                           "check its permissions.") from None

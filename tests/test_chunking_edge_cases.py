@@ -126,5 +126,5 @@ def test_corpus_that_yields_no_passages_is_a_clear_error(tmp_path: Path) -> None
     assert json.loads(out)["error"] == "corpus_error"
     assert err.strip().splitlines() == [
         f"crampqa: error: No readable documents in {corpus} (supported: .txt, .md, .html, "
-        "BEIR corpus.jsonl); 1 file(s) skipped: links.md (no passage text (only 'See also: "
-        "…'-style link lines or table rules))."]
+        "BEIR corpus.jsonl); links.md (no passage text (only 'See also: …'-style link lines "
+        "or table rules)); 1 file(s) skipped."]

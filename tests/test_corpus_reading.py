@@ -301,9 +301,8 @@ def test_corpus_of_only_skipped_files_says_which_and_why(command: str, tmp_path:
     message = one_line_error(*run_main(*args), expected=3)
     assert message == (
         f"No readable documents in {corpus} (supported: .txt, .md, .html, BEIR corpus.jsonl); "
-        "3 file(s) skipped: empty.txt (empty file); links.md (no passage text (only "
-        "'See also: …'-style link lines or table rules)); photo.png (unsupported file type "
-        "'.png').")
+        "empty.txt (empty file); links.md (no passage text (only 'See also: …'-style link "
+        "lines or table rules)); photo.png (unsupported file type '.png'); 3 file(s) skipped.")
 
 
 def test_long_list_of_skipped_files_is_shortened(tmp_path: Path) -> None:
@@ -313,8 +312,10 @@ def test_long_list_of_skipped_files_is_shortened(tmp_path: Path) -> None:
         (corpus / f"f{i}.png").write_bytes(b"x")
     message = one_line_error(*run_main("index", "--corpus", corpus, "--index",
                                        tmp_path / "index"), expected=3)
-    assert message.endswith("f4.png (unsupported file type '.png'); and 3 more.")
-    assert "8 file(s) skipped: f0.png" in message
+    assert message.endswith("corpus.jsonl); f0.png (unsupported file type '.png'); "
+                            "f1.png (unsupported file type '.png'); f2.png (unsupported file "
+                            "type '.png'); f3.png (unsupported file type '.png'); f4.png "
+                            "(unsupported file type '.png') and 3 more; 8 file(s) skipped.")
 
 
 # ---- HTML ------------------------------------------------------------------------------
