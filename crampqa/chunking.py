@@ -155,12 +155,40 @@ def _is_intro(text: str, sentences: list[Span]) -> bool:
     return bool(sentences) and text[sentences[-1][0] : sentences[-1][1]].rstrip().endswith(":")
 
 
+#: Line kinds that never become passage text.
+_NO_TEXT = frozenset({"blank", "linkbait", "table_sep"})
+
+
+def no_passage_reason(text: str) -> str | None:
+    """Why :func:`chunk_text` yields no passage for ``text``, or None when it yields one.
+
+    Only blank lines, 'See also: …'-style link lines and table rules give none.
+    """
+    if any(line.kind not in _NO_TEXT for line in _classify(text)):
+        return None
+    return "no passage text (only 'See also: …'-style link lines or table rules)"
+
+
 def chunk_text(text: str, settings: ChunkSettings | None = None) -> list[Chunk]:
-    """Cut ``text`` into passages; see the module docstring for the guarantees."""
-    settings = settings or ChunkSettings()
+    """Cut ``text`` into passages; see the module docstring for the guarantees.
+
+    A document of only heading-like lines (notes, one-liners such as "Magnesium dose
+    400 mg daily", a lone table header) would give no passage: its lines are then read
+    as text, so every document with text yields at least one passage (see
+    :func:`no_passage_reason` for the exceptions).
+    """
+    lines = _classify(text)
+    chunks = _chunk_lines(text, lines, settings or ChunkSettings())
+    if not chunks:
+        lines = [_Line(line.start, line.end, "text") if line.kind in ("heading", "table")
+                 else line for line in lines]
+        chunks = _chunk_lines(text, lines, settings or ChunkSettings())
+    return chunks
+
+
+def _chunk_lines(text: str, lines: list[_Line], settings: ChunkSettings) -> list[Chunk]:
     max_chars = settings.max_chars
     min_chars = max(1, max_chars // 4)
-    lines = _classify(text)
     chunks: list[Chunk] = []
     heading: Span | None = None
     table_header: Span | None = None

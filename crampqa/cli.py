@@ -103,8 +103,10 @@ def build_progress(enabled: bool) -> Iterator[object]:
 
 
 def _stderr(message: str) -> None:
-    """One unwrapped line on standard error."""
-    print(message, file=sys.stderr, flush=True)
+    """One unwrapped line on standard error, control characters made visible."""
+    from crampqa.terminal import visible
+
+    print(visible(message, newlines=False), file=sys.stderr, flush=True)
 
 
 def _summary_line(summary: object) -> str:
@@ -219,8 +221,11 @@ def sources(
     if as_json:
         print(json.dumps(docs, ensure_ascii=False, indent=2))
         return
+    from crampqa.terminal import visible
+
     for doc in docs:
-        out.print(f"{doc['doc_id']}  {doc['title']}", markup=False, highlight=False)
+        out.print(visible(f"{doc['doc_id']}  {doc['title']}", newlines=False), markup=False,
+                  highlight=False)
 
 
 @app.command()
@@ -242,7 +247,9 @@ def info(
         load_version(qa.data.folder, verify_full=True)
         _stderr(f"All {len(qa.manifest.get('files', {}))} index files match their SHA-256 "
                 "checksums.")
-    print(manifest_json(qa.manifest))
+    from crampqa.terminal import json_for_terminal
+
+    print(json_for_terminal(manifest_json(qa.manifest)))
 
 
 @app.command("eval")
@@ -338,6 +345,9 @@ def serve(
         help="Questions answered at once (engine threads).")] = None,
     access_log: Annotated[bool, typer.Option(
         "--access-log/--no-access-log", help="Log every request on stderr.")] = False,
+    request_timeout: Annotated[float, typer.Option(
+        min=0.1, max=600, help="Seconds a client has to send a whole request (headers and "
+        "body); slower ones get 408 and are disconnected.")] = 10.0,
 ) -> None:
     """Serve the web page and JSON API (http://127.0.0.1:8765/; API docs at /docs)."""
     import socket
@@ -346,6 +356,7 @@ def serve(
         import uvicorn
 
         from crampqa.web.app import LOOPBACK_HOSTS, create_app
+        from crampqa.web.protocol import protocol_class
     except ImportError as exc:
         raise CrampQAError(f"The web service needs the web extras ({exc.name} is missing); "
                            "install them with: pip install 'crampqa[web]'.") from None
@@ -367,7 +378,8 @@ def serve(
     _stderr(f"crampqa: serving on http://{shown}:{port}/ (API docs at /docs; Ctrl+C stops)")
     uvicorn.run(create_app(qa, allowed_hosts=LOOPBACK_HOSTS if local else None,
                            engine_threads=threads),
-                host=host, port=port, log_level="info", access_log=access_log)
+                host=host, port=port, log_level="info", access_log=access_log,
+                http=protocol_class(request_timeout))
 
 
 COMMANDS = {"ask", "index", "sources", "info", "eval", "serve"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -14,6 +15,9 @@ MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 MAX_QUESTION_CHARS = 2000
 #: The most passages one question may ask for.
 MAX_K = 50
+#: Corpus files larger than this many megabytes are skipped; ``CRAMPQA_MAX_FILE_MB``
+#: changes it (docs/errors.md). A BEIR corpus.jsonl is read as a stream and not limited.
+DEFAULT_MAX_FILE_MB = 10.0
 
 
 @dataclass(frozen=True)
@@ -21,7 +25,8 @@ class ChunkSettings:
     """How documents are cut into passages."""
 
     max_chars: int = 600
-    version: int = 1
+    # 2: a document of only heading-like lines is one passage instead of none
+    version: int = 2
 
 
 @dataclass(frozen=True)
@@ -96,3 +101,20 @@ def default_index_dir() -> Path:
     """``$CRAMPQA_INDEX`` or ``indexes/default`` in the project."""
     env = os.environ.get("CRAMPQA_INDEX")
     return Path(env) if env else PROJECT_ROOT / "indexes" / "default"
+
+
+def max_file_bytes() -> int:
+    """The per-file size limit in bytes: ``$CRAMPQA_MAX_FILE_MB`` megabytes, or the default."""
+    from crampqa.errors import InputError
+
+    raw = os.environ.get("CRAMPQA_MAX_FILE_MB", "").strip()
+    if not raw:
+        return int(DEFAULT_MAX_FILE_MB * 1_000_000)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise InputError(f"CRAMPQA_MAX_FILE_MB must be a positive number of megabytes "
+                         f"(got '{raw}').")
+    return max(1, int(value * 1_000_000))

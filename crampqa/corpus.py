@@ -11,10 +11,13 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator
+import stat
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crampqa.chunking import no_passage_reason
+from crampqa.config import max_file_bytes
 from crampqa.errors import CorpusError
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
@@ -80,28 +83,78 @@ def decode_bytes(data: bytes) -> str:
     return text
 
 
+#: Tags whose content is never shown.
+_HIDDEN_TAGS = frozenset({"script", "style", "noscript", "template"})
+#: Tags that start and end a line of text.
+_BLOCK_TAGS = frozenset({
+    "p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "br", "section", "article",
+    "header", "footer", "table", "ul", "ol", "blockquote", "pre"})
+#: Table cells, followed by " | ".
+_CELL_TAGS = frozenset({"td", "th"})
+
+
+class _Exit:
+    """A marker on the walk's stack: what to do once a tag's children are done."""
+
+    def __init__(self, text: str = "", unmute: bool = False, end_title: bool = False) -> None:
+        self.text, self.unmute, self.end_title = text, unmute, end_title
+
+
 def html_to_text(html: str) -> tuple[str, str]:
-    """Visible text and ``<title>`` of an HTML page, via BeautifulSoup's parser."""
-    from bs4 import BeautifulSoup
+    """Visible text and ``<title>`` of an HTML page, via BeautifulSoup's parser.
+
+    One iterative walk over the parsed tree (linear in its size, any depth): the text of
+    every string outside script/style/noscript/template and the first ``<head>``, a line
+    break around each block tag and `` | `` after each table cell; then whitespace is
+    collapsed line by line and blank lines are dropped.
+    """
+    from bs4 import BeautifulSoup, CData, NavigableString, Tag
 
     soup = BeautifulSoup(html, "html.parser")
-    for tag in soup(["script", "style", "noscript", "template", "head"]):
-        if tag.name == "head":
+    main_types = soup.interesting_string_types or {NavigableString, CData}
+    pieces: list[str] = []
+    title_parts: list[str] = []
+    title_types: set[type] | None = None  # set while inside the first <title>
+    title_done = head_done = False
+    muted = 0  # inside the first <head>: nothing is shown
+    stack: list[object] = list(reversed(soup.contents))
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _Exit):
+            if item.text and not muted:
+                pieces.append(item.text)
+            muted -= item.unmute
+            if item.end_title:
+                title_types, title_done = None, True
             continue
-        tag.decompose()
-    title = soup.title.get_text(" ", strip=True) if soup.title else ""
-    if soup.head is not None:
-        soup.head.decompose()
-    blocks = ("p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "br", "section",
-              "article", "header", "footer", "table", "ul", "ol", "blockquote", "pre")
-    for tag in soup.find_all(blocks):
-        tag.insert_before("\n")
-        tag.insert_after("\n")
-    for tag in soup.find_all(["td", "th"]):
-        tag.insert_after(" | ")
-    lines = [" ".join(line.split()) for line in soup.get_text().splitlines()]
+        if isinstance(item, NavigableString):
+            kind = type(item)
+            if title_types is not None and kind in title_types and item.strip():
+                title_parts.append(item.strip())
+            if not muted and kind in main_types:
+                pieces.append(str(item))
+            continue
+        if not isinstance(item, Tag) or item.name in _HIDDEN_TAGS:
+            continue
+        exits: list[_Exit] = []
+        if item.name == "title" and not title_done and title_types is None:
+            title_types = set(item.interesting_string_types or {NavigableString, CData})
+            exits.append(_Exit(end_title=True))
+        if item.name == "head" and not head_done:
+            head_done = True
+            muted += 1
+            exits.append(_Exit(unmute=True))
+        if item.name in _BLOCK_TAGS:
+            if not muted:
+                pieces.append("\n")
+            exits.append(_Exit("\n"))
+        elif item.name in _CELL_TAGS:
+            exits.append(_Exit(" | "))
+        stack.extend(exits)
+        stack.extend(reversed(item.contents))
+    lines = [" ".join(line.split()) for line in "".join(pieces).splitlines()]
     text = "\n".join(line for line in lines if line)
-    return text, title
+    return text, " ".join(title_parts)
 
 
 def _title_from_text(text: str, suffix: str) -> str:
@@ -110,6 +163,60 @@ def _title_from_text(text: str, suffix: str) -> str:
         if line:
             return line if len(line) <= 90 else line[:87].rstrip() + "…"
     return ""
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    if stat.S_ISDIR(mode):
+        return "folder"
+    return "special file"
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB" if size >= 100_000 else f"{size} bytes"
+
+
+def read_regular_file(path: Path, limit: int) -> bytes | str:
+    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes, else the
+    reason to skip it. FIFOs, sockets and devices are never opened for reading, so they
+    cannot block; the type is checked again on the open file."""
+    def too_large(size: str) -> str:
+        return (f"too large ({size}; the limit is {limit / 1_000_000:g} MB, set "
+                "CRAMPQA_MAX_FILE_MB to change it)")
+
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            return f"not a regular file ({_file_kind(info.st_mode)})"
+        if info.st_size > limit:
+            return too_large(_megabytes(info.st_size))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):  # replaced between the two checks
+            return f"not a regular file ({_file_kind(info.st_mode)})"
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            block = os.read(fd, 1 << 20)
+            if not block:
+                break
+            size += len(block)
+            if size > limit:  # the file grew while it was read
+                return too_large(f"over {limit / 1_000_000:g} MB")
+            chunks.append(block)
+        return b"".join(chunks)
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    finally:
+        os.close(fd)
 
 
 def _load_sources(folder: Path, report: CorpusReport) -> dict[str, dict[str, str]]:
@@ -123,23 +230,66 @@ def _load_sources(folder: Path, report: CorpusReport) -> dict[str, dict[str, str
     if not inside:
         report.skipped.append((SOURCES_FILE, "symlink leading outside the corpus folder"))
         return {}
+    data = read_regular_file(path, max_file_bytes())
+    if isinstance(data, str):
+        raise CorpusError(f"{path}: {data}; fix or remove it.")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        loaded = json.loads(data.decode("utf-8"))
+    except ValueError as exc:
         raise CorpusError(f"{path}: not valid JSON ({exc}); fix or remove it.") from None
-    if not isinstance(data, dict):
+    if not isinstance(loaded, dict):
         raise CorpusError(f"{path}: expected an object mapping document IDs to metadata.")
-    return {str(k): v if isinstance(v, dict) else {"title": str(v)} for k, v in data.items()}
+    return {str(k): v if isinstance(v, dict) else {"title": str(v)} for k, v in loaded.items()}
+
+
+def walk_folders(
+    folder: Path, on_error: Callable[[Path, OSError], None] | None = None
+) -> Iterator[tuple[Path, list[str]]]:
+    """``(folder, sorted file names)`` for ``folder`` and each sub-folder, depth first in
+    name order (as ``os.walk``), without recursion, so any depth works. Hidden folders
+    and links to folders are not entered; a folder that cannot be listed goes to
+    ``on_error`` (or is passed over)."""
+    stack = [folder]
+    while stack:
+        current = stack.pop()
+        try:
+            with os.scandir(current) as listing:
+                entries = list(listing)
+        except OSError as exc:
+            if on_error is not None:
+                on_error(current, exc)
+            continue
+        files: list[str] = []
+        folders: list[str] = []
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir()
+                enter = is_dir and not entry.is_symlink() and not entry.name.startswith(".")
+            except OSError:
+                is_dir = enter = False
+            if not is_dir:
+                files.append(entry.name)
+            elif enter:
+                folders.append(entry.name)
+        yield current, sorted(files)
+        stack.extend(current / name for name in sorted(folders, reverse=True))
 
 
 def _walk(folder: Path, report: CorpusReport) -> Iterator[Path]:
     root = folder.resolve()
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
+
+    def unreadable(path: Path, exc: OSError) -> None:
+        if path == folder:
+            raise CorpusError(f"Cannot read the corpus folder {folder}: "
+                              f"{exc.strerror or exc}; check its permissions.")
+        rel = path.relative_to(folder).as_posix()
+        report.skipped.append((rel + "/", f"unreadable folder ({exc.strerror or exc})"))
+
+    for dirpath, filenames in walk_folders(folder, unreadable):
+        for name in filenames:
+            path = dirpath / name
             rel = path.relative_to(folder).as_posix()
-            if name.startswith(".") or (Path(dirpath) == folder and name in METADATA_FILES):
+            if name.startswith(".") or (dirpath == folder and name in METADATA_FILES):
                 continue
             if path.is_symlink():
                 try:
@@ -161,26 +311,72 @@ def require_corpus_dir(folder: Path) -> None:
         raise CorpusError(f"Corpus path is not a folder: {folder} (use --corpus DIR).")
 
 
-def read_corpus(folder: Path) -> CorpusReport:
-    """Read every supported file under ``folder``; skip the rest with a reason each."""
+def no_documents_error(folder: Path, skipped: list[tuple[str, str]]) -> CorpusError:
+    """The error for a corpus with nothing to index, naming the skipped files and why."""
+    listed = "".join(f"{path} ({reason}); " for path, reason in skipped[:5])
+    if len(skipped) > 5:
+        listed = f"{listed[:-2]} and {len(skipped) - 5} more; "
+    return CorpusError(f"No readable documents in {folder} (supported: .txt, .md, .html, BEIR "
+                       f"corpus.jsonl); {listed}{len(skipped)} file(s) skipped.")
+
+
+def unique_ids(candidates: list[tuple[str, str]]) -> list[str]:
+    """Document IDs for ``(id without suffix, relative path)`` pairs, all different.
+
+    A file keeps its path without the suffix as ID unless another file claims the same
+    ID; then every file involved is named by its full relative path (paths are unique),
+    repeated until nothing is shared: ``a.md`` and ``a.txt`` become ``a.md`` and
+    ``a.txt``, and ``a.md.txt`` then becomes ``a.md.txt``.
+    """
+    ids = [stem for stem, _ in candidates]
+    while True:
+        owners: dict[str, list[int]] = {}
+        for i, doc_id in enumerate(ids):
+            owners.setdefault(doc_id, []).append(i)
+        clashes = [i for group in owners.values() if len(group) > 1 for i in group
+                   if ids[i] != candidates[i][1]]
+        if not clashes:
+            return ids
+        for i in clashes:
+            ids[i] = candidates[i][1]
+
+
+def read_corpus(folder: Path, max_bytes: int | None = None) -> CorpusReport:
+    """Read every supported file under ``folder``; skip the rest with a reason each.
+
+    Files larger than ``max_bytes`` (default: :func:`crampqa.config.max_file_bytes`) and
+    anything but regular files are skipped, as are documents that give no passage.
+    """
     require_corpus_dir(folder)
+    limit = max_file_bytes() if max_bytes is None else max_bytes
     report = CorpusReport()
+    try:
+        with os.scandir(folder) as listing:
+            names = sorted(entry.name for entry in listing)
+    except OSError as exc:
+        raise CorpusError(f"Cannot read the corpus folder {folder}: {exc.strerror or exc}; "
+                          "check its permissions.") from None
     sources = _load_sources(folder, report)
-    beir = sorted(p for p in folder.iterdir() if p.name in ("corpus.jsonl", "corpus.jsonl.gz"))
+    beir = [folder / n for n in names if n in ("corpus.jsonl", "corpus.jsonl.gz")
+            and (folder / n).is_file()]
     if beir:
-        report.documents.extend(read_beir_documents(beir[0]))
+        for doc in read_beir_documents(beir[0]):
+            reason = no_passage_reason(doc.text)
+            if reason is None:
+                report.documents.append(doc)
+            else:
+                report.skipped.append((doc.path, reason))
         return report
-    found: list[tuple[str, Path, Document]] = []
+    found: list[tuple[str, str, Document]] = []  # (ID without suffix, path, document)
     for path in _walk(folder, report):
         rel = path.relative_to(folder).as_posix()
         suffix = path.suffix.lower()
         if suffix not in SUPPORTED_SUFFIXES:
             report.skipped.append((rel, f"unsupported file type '{suffix or 'none'}'"))
             continue
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            report.skipped.append((rel, f"unreadable ({exc.strerror or exc})"))
+        data = read_regular_file(path, limit)
+        if isinstance(data, str):
+            report.skipped.append((rel, data))
             continue
         if not data.strip():
             report.skipped.append((rel, "empty file"))
@@ -198,18 +394,20 @@ def read_corpus(folder: Path) -> CorpusReport:
         if not text.strip():
             report.skipped.append((rel, "no visible text"))
             continue
-        doc_id = Path(rel).with_suffix("").as_posix()
-        meta = sources.get(doc_id, {})
-        title = str(meta.get("title") or html_title or _title_from_text(text, suffix))
-        doc = Document(doc_id, title, text, sha256_bytes(data), rel, str(meta.get("url", "")))
-        found.append((doc_id, path, doc))
-    counts: dict[str, int] = {}
-    for doc_id, _, _ in found:
-        counts[doc_id] = counts.get(doc_id, 0) + 1
-    for doc_id, _, doc in found:
-        if counts[doc_id] > 1:  # same stem, different suffix: keep the suffix in the ID
-            doc = Document(doc.path, doc.title, doc.text, doc.sha256, doc.path, doc.url)
-        report.documents.append(doc)
+        reason = no_passage_reason(text)
+        if reason is not None:
+            report.skipped.append((rel, reason))
+            continue
+        stem = Path(rel).with_suffix("").as_posix()
+        title = html_title or _title_from_text(text, suffix)
+        found.append((stem, rel, Document(stem, title, text, sha256_bytes(data), rel)))
+    ids = unique_ids([(stem, rel) for stem, rel, _ in found])
+    for doc_id, (stem, _, doc) in zip(ids, found, strict=True):
+        # metadata by the final ID; a renamed file also takes its entry without suffix
+        meta = sources.get(doc_id) or sources.get(stem, {})
+        title = str(meta.get("title") or doc.title)
+        report.documents.append(Document(doc_id, title, doc.text, doc.sha256, doc.path,
+                                         str(meta.get("url", ""))))
     return report
 
 

@@ -8,7 +8,6 @@ version. A model or chunker change forces a full rebuild.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +18,13 @@ import numpy as np
 
 from crampqa.chunking import KINDS, Chunk, chunk_text
 from crampqa.config import IndexSettings
-from crampqa.corpus import CorpusReport, Document, read_corpus
+from crampqa.corpus import (
+    CorpusReport,
+    Document,
+    no_documents_error,
+    read_corpus,
+    walk_folders,
+)
 from crampqa.embedding import Embedder, get_embedder, model_path, weights_sha256, weights_stat
 from crampqa.errors import CorpusError, IndexError_
 from crampqa.lexical import LexicalIndex
@@ -86,10 +91,9 @@ def _content_key(settings: IndexSettings, weights: str) -> dict[str, Any]:
 def corpus_fingerprint(folder: Path) -> list[list[Any]]:
     """Cheap stat-based fingerprint of a corpus folder (paths, sizes, mtimes)."""
     rows: list[list[Any]] = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
+    for dirpath, filenames in walk_folders(folder):
+        for name in filenames:
+            path = dirpath / name
             try:
                 stat = path.stat()
             except OSError:
@@ -133,10 +137,7 @@ def build_index(
     fingerprint = corpus_fingerprint(corpus_dir)
     report = read_corpus(corpus_dir)
     if not report.documents:
-        raise CorpusError(
-            f"No readable documents in {corpus_dir} (supported: .txt, .md, .html, "
-            f"BEIR corpus.jsonl); {len(report.skipped)} file(s) skipped."
-        )
+        raise no_documents_error(corpus_dir, report.skipped)
     embedder = embedder or get_embedder(settings.model)
     weights = weights_sha256() if embedder.name == settings.model and _is_real(embedder) else \
         "fake:" + embedder.name
@@ -262,6 +263,9 @@ def _build_into(
             for span in chunk.sentences:
                 sent_jobs.append((len(sentences), _sentence_text(doc, chunk, span)))
                 sentences.append([row_id, span[0], span[1]])
+    if not passages:  # read_corpus keeps only documents that give passages
+        raise CorpusError(f"The corpus gave no passages to index ({len(documents)} "
+                          "document(s) read); add documents with text.")
     summary.removed = len(set(old_by_id) - seen)
     summary.documents = len(documents)
     summary.passages = len(passages)

@@ -97,12 +97,18 @@ def current_version(root: Path) -> Path | None:
     """The complete version folder ``CURRENT`` names, or None when there is none."""
     pointer = root / CURRENT_FILE
     try:
-        name = pointer.read_text(encoding="utf-8").strip()
+        with pointer.open("rb") as handle:
+            raw = handle.read(4096)  # a version name is short; more is damage
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise IndexError_(f"Cannot read {pointer}: {exc.strerror}; {REBUILD_HINT}.") from None
-    if not name or "/" in name or "\\" in name or name.startswith("."):
+    try:
+        name = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:  # random bytes: damaged, and `crampqa index` repairs it
+        name = ""
+    if not name or len(name) > 255 or "/" in name or "\\" in name or name.startswith(".") \
+            or not name.isprintable():
         raise IndexError_(f"{pointer} is damaged; {REBUILD_HINT}.")
     folder = root / name
     if folder.is_symlink() or (folder.is_dir() and folder.resolve().parent != root.resolve()):
@@ -278,7 +284,10 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict) or "format_version" not in manifest:
         raise IndexError_(f"The index manifest {path} is damaged; {REBUILD_HINT}.")
     version = manifest["format_version"]
-    if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise IndexError_(f"The index manifest {path} is damaged (format_version is "
+                          f"{json.dumps(version)[:40]}, not a whole number); {REBUILD_HINT}.")
+    if version > FORMAT_VERSION:
         raise IndexError_(
             f"The index in {folder} was written by a newer crampqa (format {version}, "
             f"this one reads {FORMAT_VERSION}); upgrade crampqa or {REBUILD_HINT}."

@@ -606,7 +606,7 @@ def test_index_command_repairs_a_damaged_index(index: Path, corpus: Path) -> Non
     assert cli("ask", QUESTION, "--json", "--index", index, "--corpus", corpus).answer()
 
 
-@pytest.mark.parametrize("stored", [2, 99, "1", None, True], ids=repr)
+@pytest.mark.parametrize("stored", [2, 99], ids=repr)  # not whole numbers: test_index_reading.py
 def test_newer_or_unknown_format_version_is_refused(stored: object, index: Path) -> None:
     folder = version(index)
     manifest = json.loads((folder / MANIFEST).read_text())

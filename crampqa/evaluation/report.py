@@ -113,8 +113,10 @@ def metrics_table(result: EvalResult) -> Table:
 def print_result(result: EvalResult, console: Console) -> None:
     """Print the metrics table and its notes."""
     console.print(metrics_table(result))
+    from crampqa.terminal import visible
+
     for line in notes(result):
-        console.print(line, markup=False, highlight=False)
+        console.print(visible(line), markup=False, highlight=False)
 
 
 def result_json(result: EvalResult) -> str:

@@ -1,0 +1,130 @@
+"""Chunking edge cases (issue #15): every document with text yields a passage.
+
+A line without sentence-ending punctuation reads as a heading, so notes and one-liners
+used to give no passage while the build reported them as indexed. Documents made only
+of such lines are now passages; one that still gives none (only link lines or table
+rules) is skipped with its reason. The five articles of corpus/ are chunked exactly as
+before (pinned below).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crampqa import CrampQA
+from crampqa.chunking import chunk_text, no_passage_reason
+from crampqa.config import MODEL_NAME, ChunkSettings
+from crampqa.corpus import read_corpus
+from crampqa.embedding import EMBEDDERS
+from tests.conftest import CORPUS, FakeEmbedder, run_main
+
+#: SHA-256 of the chunker's output on the five articles of corpus/ (offsets, kinds,
+#: headings, table headers, sentences), taken before documents of heading-like lines
+#: became passages: that change must leave these articles as they were.
+CORPUS_CHUNKS_SHA256 = "fe23c20df3b38c3044ab89f95bb8f33416e966f370b23a99fffceeff23c9dddf"
+
+
+@pytest.fixture(autouse=True)
+def fake_default_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(EMBEDDERS, MODEL_NAME, FakeEmbedder)
+    for name in ("CRAMPQA_CORPUS", "CRAMPQA_INDEX", "CRAMPQA_DEBUG", "CRAMPQA_MAX_FILE_MB"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def spans(text: str) -> list[str]:
+    return [text[c.start : c.end] for c in chunk_text(text)]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Magnesium dose 400 mg daily", ["Magnesium dose 400 mg daily"]),
+    ("Magnesium dose 400 mg daily\n", ["Magnesium dose 400 mg daily"]),
+    ("# Leg cramps", ["# Leg cramps"]),
+    ("Leg Cramps At Night\n\nMagnesium 400 mg\nStretch calves", [
+        "Leg Cramps At Night\n\nMagnesium 400 mg\nStretch calves"]),
+    ("Why Do Legs Cramp?", ["Why Do Legs Cramp?"]),
+    ("| Mineral | Dose |", ["| Mineral | Dose |"]),
+    ("| Mineral | Dose |\n|---|---|", ["| Mineral | Dose |"]),
+])
+def test_documents_of_heading_like_lines_are_passages(text: str, expected: list[str]) -> None:
+    assert spans(text) == expected
+    assert no_passage_reason(text) is None
+    for chunk in chunk_text(text):
+        assert chunk.heading is None and chunk.sentences
+
+
+@pytest.mark.parametrize("text", ["See also: leg cramps", "Related: calf pain\n\n|---|---|",
+                                  "\n\n  \n"])
+def test_documents_without_passage_text_say_why(text: str) -> None:
+    assert chunk_text(text) == []
+    assert no_passage_reason(text) is not None
+
+
+def test_headings_followed_by_text_are_unchanged() -> None:
+    text = "Night Cramps\nCalf cramps are common at night. They pass.\n"
+    [chunk] = chunk_text(text)
+    assert text[chunk.start : chunk.end] == "Calf cramps are common at night. They pass."
+    assert chunk.heading == (0, len("Night Cramps"))
+
+
+LINE_SOUP = st.lists(st.sampled_from(
+    ["\n", "\n\n", " ", "Magnesium dose 400 mg", "Cramps hurt.", "# Title", "See also: x",
+     "| a | b |", "|---|---|", "- item", "1. step", "Why Do Legs Cramp?", "Mr. ", "\u2028"]),
+    max_size=20).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(LINE_SOUP)
+def test_no_passage_reason_agrees_with_the_chunker(text: str) -> None:
+    chunks = chunk_text(text, ChunkSettings(max_chars=60))
+    assert bool(chunks) == (no_passage_reason(text) is None)
+    for chunk in chunks:
+        piece = text[chunk.start : chunk.end]
+        assert piece and piece == piece.strip()
+
+
+def test_corpus_articles_are_chunked_as_before() -> None:
+    report = read_corpus(CORPUS)
+    assert len(report.documents) == 5 and not report.skipped
+    dump = [[d.doc_id, d.sha256,
+             [[c.start, c.end, c.kind, c.heading, c.context, c.sentences]
+              for c in chunk_text(d.text, ChunkSettings())]] for d in report.documents]
+    digest = hashlib.sha256(json.dumps(dump).encode()).hexdigest()
+    assert digest == CORPUS_CHUNKS_SHA256
+
+
+def test_one_line_notes_are_indexed_and_answered_verbatim(tmp_path: Path) -> None:
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    note = "Magnesium dose 400 mg daily"
+    (corpus / "note.txt").write_text(note + "\n")
+    (corpus / "title-only.md").write_text("# Potassium and cramps\n")
+    (corpus / "links.md").write_text("See also: leg cramps\n")
+    code, _, err = run_main("index", "--corpus", corpus, "--index", tmp_path / "index")
+    assert code == 0, err
+    assert err.splitlines()[0] == ("skipped links.md: no passage text (only 'See also: …'-style "
+                                   "link lines or table rules)")
+    assert "Indexed 2 documents into 2 passages" in err
+    qa = CrampQA.open(corpus, tmp_path / "index", auto_build=False)
+    [best] = qa.ask("magnesium dose", k=1).passages
+    assert (best.doc_id, best.text) == ("note", note)
+    assert qa.document_text("note")[best.start : best.end] == note
+
+
+def test_corpus_that_yields_no_passages_is_a_clear_error(tmp_path: Path) -> None:
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "links.md").write_text("See also: leg cramps\n|---|---|\n")
+    code, out, err = run_main("ask", "cramps", "--json", "--corpus", corpus, "--index",
+                              tmp_path / "index")
+    assert code == 3, err
+    assert json.loads(out)["error"] == "corpus_error"
+    assert err.strip().splitlines() == [
+        f"crampqa: error: No readable documents in {corpus} (supported: .txt, .md, .html, "
+        "BEIR corpus.jsonl); links.md (no passage text (only 'See also: …'-style link lines "
+        "or table rules)); 1 file(s) skipped."]

@@ -1,0 +1,122 @@
+"""Terminal escape injection (issue #15): escape sequences in file names, sources.json
+titles and document text never reach a terminal raw; ``--json`` keeps the verbatim text.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from crampqa.config import MODEL_NAME
+from crampqa.embedding import EMBEDDERS
+from crampqa.presentation import passage_text
+from crampqa.results import Highlight, RankedPassage
+from crampqa.terminal import json_for_terminal, visible
+from tests.conftest import FakeEmbedder, run_main
+
+CLEAR = "\x1b[2J\x1b[H"
+TITLE = "\x1b]0;owned\x07"
+C1_CSI = "\x9b31m"
+RAW = ("\x1b", "\x07", "\x9b", "\x9d", "\x7f", "\x00")
+DOC = ("Night cramps. Calf cramps at night are common" + CLEAR + " in older adults"
+       + C1_CSI + ". Stretching the calf" + TITLE + " before bed can help.\n")
+
+
+@pytest.fixture(autouse=True)
+def fake_default_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(EMBEDDERS, MODEL_NAME, FakeEmbedder)
+    for name in ("CRAMPQA_CORPUS", "CRAMPQA_INDEX", "CRAMPQA_DEBUG", "CRAMPQA_MAX_FILE_MB"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def hostile(tmp_path: Path) -> tuple[Path, Path]:
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / f"evil{TITLE}.txt").write_text(DOC)
+    (corpus / "plain.txt").write_text("Magnesium. Magnesium may help with cramps.\n")
+    (corpus / f"photo{CLEAR}.png").write_bytes(b"\x89PNG")
+    (corpus / "sources.json").write_text(json.dumps({
+        "plain": {"title": "[red]Fake red[/red] \x1b[31mRED\x1b[0m\x9b1m", "url": "x"}}))
+    return corpus, tmp_path / "index"
+
+
+def assert_safe(text: str) -> None:
+    for char in RAW:
+        assert char not in text, (char, text)
+
+
+def test_visible_replaces_every_control_character() -> None:
+    assert visible("a\x1b[2Jb\x07c\x7fd\x9be\x00") == "a␛[2Jb␇c␡d\\x9be␀"
+    assert visible("line 1\r\nline 2\tend") == "line 1\nline 2\tend"
+    assert visible("one\ntwo\rthree", newlines=False) == "one␊two␍three"
+    text = "".join(map(chr, range(0x100)))
+    assert_safe(visible(text))
+    assert_safe(json_for_terminal(json.dumps(text, ensure_ascii=False)))
+    assert json.loads(json_for_terminal(json.dumps(text, ensure_ascii=False))) == text
+
+
+def test_index_and_sources_show_names_and_titles_visibly(hostile: tuple[Path, Path]) -> None:
+    corpus, index = hostile
+    code, out, err = run_main("index", "--corpus", corpus, "--index", index)
+    assert code == 0, err
+    assert_safe(out + err)
+    assert "skipped photo␛[2J␛[H.png: unsupported file type '.png'" in err.splitlines()
+    code, out, err = run_main("sources", "--corpus", corpus, "--index", index)
+    assert code == 0, err
+    assert_safe(out + err)
+    assert "evil␛]0;owned␇  Night cramps." in out
+    assert "plain  [red]Fake red[/red] ␛[31mRED␛[0m\\x9b1m" in out
+
+
+def test_ask_shows_text_titles_and_ids_visibly(hostile: tuple[Path, Path]) -> None:
+    corpus, index = hostile
+    code, out, err = run_main("ask", "calf cramps at night stretching", "-k", "2",
+                              "--corpus", corpus, "--index", index)
+    assert code == 0, err
+    assert_safe(out + err)
+    assert "␛[2J␛[H" in out and "\\x9b31m" in out  # the document text, made visible
+    assert "evil␛]0;owned␇" in out  # the document ID, from the file name
+    assert "[red]Fake red[/red]" in out  # a title is never read as markup
+
+
+def test_json_output_keeps_the_verbatim_text(hostile: tuple[Path, Path]) -> None:
+    corpus, index = hostile
+    code, out, err = run_main("ask", "calf cramps at night stretching", "--json",
+                              "--corpus", corpus, "--index", index)
+    assert code == 0, err
+    passages = json.loads(out)["passages"]
+    evil = next(p for p in passages if p["doc_id"].startswith("evil"))
+    assert evil["doc_id"] == f"evil{TITLE}"
+    assert evil["text"] == DOC[evil["start"] : evil["end"]]
+    assert "\x1b[2J" in evil["text"]
+
+
+def test_info_and_errors_are_safe(hostile: tuple[Path, Path]) -> None:
+    corpus, index = hostile
+    assert run_main("index", "--corpus", corpus, "--index", index)[0] == 0
+    code, out, err = run_main("info", "--corpus", corpus, "--index", index)
+    assert code == 0, err
+    assert_safe(out + err)
+    assert f"evil{TITLE}" in json.loads(out)["corpus"]["documents"]
+    missing = corpus.parent / f"gone{CLEAR}"
+    code, out, err = run_main("ask", "cramps", "--corpus", missing, "--index", index)
+    assert code == 3
+    assert_safe(out + err)
+    assert err.strip() == f"crampqa: error: Corpus folder not found: {visible(str(missing))} " \
+                          "(use --corpus DIR)."
+
+
+def test_highlights_keep_their_place_around_stand_ins() -> None:
+    text = "A\x1b[2J cramp. Calf\x07 cramps hurt."
+    second = text.index("Calf")
+    passage = RankedPassage(rank=1, doc_id="d", source_id="d#0-1", title="t", start=10,
+                            end=10 + len(text), score=1.0, text=text, kind="text",
+                            highlights=(Highlight(10 + second, 10 + len(text)),))
+    shown = passage_text(passage)
+    assert shown.plain == visible(text)
+    bold = [shown.plain[span.start : span.end] for span in shown.spans
+            if "bold" in str(span.style)]
+    assert bold == ["Calf␇ cramps hurt."]
