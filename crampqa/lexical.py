@@ -174,26 +174,38 @@ class LexicalIndex:
             self._initials = initials
         return initials
 
+    def _known(self, stem: str) -> bool:
+        """Whether the corpus uses ``stem`` or a term within a small edit of it (a typo)."""
+        import difflib
+
+        if stem in self._retriever.vocab_dict:  # type: ignore[attr-defined]
+            return True
+        same_initial = self._by_initial().get(stem[0], [])
+        near = [t for t in same_initial if abs(len(t) - len(stem)) <= 2]
+        return bool(difflib.get_close_matches(stem, near, n=1, cutoff=0.8))
+
     def unknown_share(self, question: str) -> float:
         """Share of the question's content words the corpus never uses.
 
         A word within a small edit of a corpus word (a typo) counts as known.
         """
-        import difflib
-
         tokens = tokenize(question)
         if not tokens:
             return 1.0
-        vocab = self._retriever.vocab_dict  # type: ignore[attr-defined]
-        unknown = 0
-        for token in tokens:
-            if token in vocab:
+        return sum(not self._known(t) for t in tokens) / len(tokens)
+
+    def unknown_words(self, question: str) -> list[str]:
+        """The question's content words (as written, lower case) that the corpus never
+        uses, typos of corpus words excluded; each once, in question order."""
+        words: list[str] = []
+        for word in _TOKEN.findall(question.lower()):
+            word = word.replace("’", "'").split("'")[0]
+            if not word or word in _STOPWORDS or word in words:
                 continue
-            same_initial = self._by_initial().get(token[0], [])
-            near = [t for t in same_initial if abs(len(t) - len(token)) <= 2]
-            if not difflib.get_close_matches(token, near, n=1, cutoff=0.8):
-                unknown += 1
-        return unknown / len(tokens)
+            stems = tokenize(word)
+            if stems and not self._known(stems[0]):
+                words.append(word)
+        return words
 
     def scores(self, question: str) -> np.ndarray:
         """BM25 score of every passage for ``question`` (synonyms added)."""

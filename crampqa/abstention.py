@@ -1,0 +1,70 @@
+"""Why crampqa abstains: the reason, in words a person can check.
+
+The decision to abstain is the scorer's (or, in fast mode, the fusion confidence's); this
+module only explains it, and only with statements that are true of the index: a word the
+corpus never uses, or an amount asked for where the closest passages hold no number.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from crampqa.results import ABSTAIN_MESSAGE
+
+_AMOUNT = re.compile(
+    r"\b(how (many|much|long|often)|doses?|dosage|dosing|mg|milligrams?|mcg|micrograms?"
+    r"|iu|grams?|ml|amount|quantity|per day|a day|daily (amount|intake)|normal range"
+    r"|range|levels? should)\b",
+    re.IGNORECASE,
+)
+_DIGIT = re.compile(r"\d")
+#: units say an amount is wanted; "never mention mg" would say less than "no amounts"
+_UNITS = frozenset({"mg", "mcg", "iu", "ml", "g", "gram", "grams", "milligram", "milligrams",
+                    "microgram", "micrograms", "dose", "doses", "dosage"})
+
+
+@dataclass(frozen=True)
+class AbstainReason:
+    """Why a question was abstained on: a code for programs and a sentence for people."""
+
+    code: str  # "unknown_terms" | "no_amounts" | "not_covered"
+    message: str
+    terms: tuple[str, ...] = ()
+
+
+def asks_for_amount(question: str) -> bool:
+    """Whether the question asks for a dose, number, duration or range."""
+    return _AMOUNT.search(question) is not None
+
+
+def _listed(words: Sequence[str]) -> str:
+    quoted = [f"“{w}”" for w in words]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
+def abstain_reason(
+    question: str,
+    closest: Sequence[str],
+    unknown_words: Callable[[str], list[str]],
+) -> AbstainReason:
+    """The reason to give for abstaining on ``question``.
+
+    ``closest`` are the texts of the closest passages (the weak matches shown);
+    ``unknown_words`` returns the question's content words the corpus never uses
+    (typos of corpus words excluded).
+    """
+    unknown = [w for w in unknown_words(question) if w not in _UNITS]
+    if unknown:
+        return AbstainReason(
+            "unknown_terms",
+            f"{ABSTAIN_MESSAGE} They never mention {_listed(unknown[:3])}.",
+            tuple(unknown),
+        )
+    if asks_for_amount(question) and not any(_DIGIT.search(t) for t in closest):
+        return AbstainReason(
+            "no_amounts",
+            f"{ABSTAIN_MESSAGE} The closest passages give no amounts for this.",
+        )
+    return AbstainReason("not_covered", ABSTAIN_MESSAGE)
