@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from crampqa.errors import InputError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -14,6 +18,56 @@ MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 MAX_QUESTION_CHARS = 2000
 #: The most passages one question may ask for.
 MAX_K = 50
+#: Passages per answer when a question does not say (CLI, API and web service).
+DEFAULT_K = 3
+
+#: ``(stage, done, total)``: how index builds and evaluations report their progress.
+Progress = Callable[[str, int, int], None]
+
+
+def check_k(k: object, maximum: int | None = MAX_K) -> int:
+    """``k`` if it is a whole number from 1 to ``maximum`` (None: no upper bound)."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1 or (maximum and k > maximum):
+        top = f" to {maximum}" if maximum else " or more"
+        raise InputError(f"k must be a whole number from 1{top} (got {k!r}).")
+    return k
+
+
+class Fusion(StrEnum):
+    """How the dense and lexical candidate scores are combined (crampqa.retrieval.FUSIONS)."""
+
+    WEIGHTED = "weighted"
+    RRF = "rrf"
+    DENSE = "dense"
+    LEXICAL = "lexical"
+
+    @classmethod
+    def parse(cls, value: object) -> Fusion:
+        """The fusion named ``value``, or an :class:`InputError` listing the choices."""
+        return _member(cls, value, f"Unknown fusion '{value}' (choose {', '.join(cls)}).")
+
+
+class AnnKind(StrEnum):
+    """The dense index type: exact, HNSW, or chosen by size (crampqa.dense)."""
+
+    FLAT = "flat"
+    HNSW = "hnsw"
+    AUTO = "auto"
+
+    @classmethod
+    def parse(cls, value: object) -> AnnKind:
+        """The index type named ``value``, or an :class:`InputError` listing the choices."""
+        return _member(cls, value, f"Unknown --ann '{value}' (choose flat, hnsw or auto).")
+
+
+_E = TypeVar("_E", bound=StrEnum)
+
+
+def _member(kind: type[_E], value: object, message: str) -> _E:
+    try:
+        return kind(str(value))
+    except ValueError:
+        raise InputError(message) from None
 
 
 @dataclass(frozen=True)
@@ -30,7 +84,7 @@ class RetrievalSettings:
 
     dense_candidates: int = 50
     lexical_candidates: int = 50
-    fusion: str = "weighted"  # "weighted" | "rrf" | "dense" | "lexical"
+    fusion: Fusion = Fusion.WEIGHTED
     # weighted fusion: score = dense·w_d + lexical_norm·w_l (+ re-scoring features below);
     # weights chosen by a grid search on eval/questions.jsonl (docs/evaluation.md)
     dense_weight: float = 0.8
@@ -50,6 +104,11 @@ class RetrievalSettings:
     confidence_depth: int = 3
     diversity_margin: float = 0.08  # close = within this much of the best remaining score
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fusion", Fusion.parse(self.fusion))
+        if not -1.0 <= self.abstain_threshold <= 1.0:
+            raise InputError("The abstention threshold must lie between -1 and 1.")
+
 
 @dataclass(frozen=True)
 class IndexSettings:
@@ -58,11 +117,14 @@ class IndexSettings:
     model: str = MODEL_NAME
     chunk: ChunkSettings = field(default_factory=ChunkSettings)
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
-    ann: str = "auto"  # "flat" | "hnsw" | "auto" (hnsw above crampqa.dense.HNSW_THRESHOLD)
+    ann: AnnKind = AnnKind.AUTO  # auto: hnsw above crampqa.dense.HNSW_THRESHOLD
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ann", AnnKind.parse(self.ann))
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict."""
-        return asdict(self)
+        """Plain JSON-ready dict (enums as their strings)."""
+        return asdict(self, dict_factory=_plain)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> IndexSettings:
@@ -73,16 +135,19 @@ class IndexSettings:
             model=str(data.get("model", MODEL_NAME)),
             chunk=chunk,
             retrieval=retrieval,
-            ann=str(data.get("ann", "flat")),
+            ann=AnnKind.parse(data.get("ann", "flat")),
         )
 
-    def content_key(self) -> dict[str, Any]:
-        """The part of the settings that changes index contents (not query-time knobs)."""
-        return {"model": self.model, "chunk": asdict(self.chunk)}
+
+def _plain(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    return {k: v.value if isinstance(v, StrEnum) else v for k, v in items}
 
 
-def _build(kind: type[Any], data: dict[str, Any]) -> Any:
-    names = {f.name for f in fields(kind)}
+_T = TypeVar("_T")
+
+
+def _build(kind: type[_T], data: dict[str, Any]) -> _T:
+    names = {f.name for f in fields(kind)}  # type: ignore[arg-type]
     return kind(**{k: v for k, v in data.items() if k in names})
 
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: a fake embedder for fast unit tests, and a real index built once."""
+"""Shared fixtures: fake embedders for fast unit tests, and a real index built once."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from crampqa import CrampQA
-from crampqa.config import PROJECT_ROOT
-from crampqa.embedding import EMBEDDERS
+from crampqa.config import MODEL_NAME, PROJECT_ROOT
+from crampqa.embedding import EMBEDDERS, ModelIdentity
 
 CORPUS = PROJECT_ROOT / "corpus"
 FAKE_MODEL = "fake-hash-embedder"
@@ -37,8 +37,38 @@ class FakeEmbedder:
         out /= np.linalg.norm(out, axis=1, keepdims=True)
         return out
 
+    def identity(self, known: ModelIdentity | None = None) -> ModelIdentity:
+        """Its name, and a stand-in for a weights hash (it has no weights)."""
+        return ModelIdentity(self.name, hashlib.sha256(f"fake {self.name}".encode()).hexdigest())
+
+
+class FakeDefaultEmbedder(FakeEmbedder):
+    """The fake embedder standing in for the default model (same name, fake weights),
+    remembering every text it was asked to embed."""
+
+    name = MODEL_NAME
+    seen: list[str] = []  # noqa: RUF012 - shared on purpose: the CLI makes its own instance
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        FakeDefaultEmbedder.seen.extend(texts)
+        return super().encode(texts, batch_size)
+
 
 EMBEDDERS[FAKE_MODEL] = FakeEmbedder
+
+
+@pytest.fixture
+def fake_default_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default model name maps to :class:`FakeDefaultEmbedder` (nothing loads the real
+    model), its record of embedded texts starts empty, and no CRAMPQA_* variable leaks in."""
+    # test modules import this file as tests.conftest and pytest as conftest: register
+    # the class the tests see, so that `FakeDefaultEmbedder.seen` is one list
+    from tests.conftest import FakeDefaultEmbedder as embedder
+
+    embedder.seen = []
+    monkeypatch.setitem(EMBEDDERS, MODEL_NAME, embedder)
+    for name in ("CRAMPQA_CORPUS", "CRAMPQA_INDEX", "CRAMPQA_DEBUG"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

@@ -46,12 +46,11 @@ from crampqa.chunking import chunk_text
 from crampqa.cli import main
 from crampqa.config import MAX_QUESTION_CHARS, MODEL_NAME, ChunkSettings
 from crampqa.corpus import decode_bytes, read_corpus
-from crampqa.embedding import EMBEDDERS
 from crampqa.engine import clean_question
 from crampqa.errors import IndexError_, InputError
 from crampqa.results import ABSTAIN_MESSAGE
 from crampqa.store import CURRENT_FILE, MANIFEST, current_version, load_version, sha256_file
-from tests.conftest import CORPUS, FAKE_MODEL, FakeEmbedder, run_main
+from tests.conftest import CORPUS, FAKE_MODEL, FakeDefaultEmbedder, FakeEmbedder, run_main
 
 ROOT = Path(__file__).resolve().parent.parent
 REBUILD = "run `crampqa index --rebuild`"
@@ -141,13 +140,7 @@ def object_npy(marker: Path) -> bytes:
 # ---- fixtures --------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def fake_default_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The default model name maps to the fake embedder; no env overrides leak in."""
-    monkeypatch.setitem(EMBEDDERS, MODEL_NAME, FakeEmbedder)
-    monkeypatch.delenv("CRAMPQA_CORPUS", raising=False)
-    monkeypatch.delenv("CRAMPQA_INDEX", raising=False)
-    monkeypatch.delenv("CRAMPQA_DEBUG", raising=False)
+pytestmark = pytest.mark.usefixtures("fake_default_model")
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +149,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("hardening")
     corpus = root / "corpus"
     shutil.copytree(CORPUS, corpus)
-    CrampQA.build(corpus, root / "index", embedder=FakeEmbedder())
+    CrampQA.build(corpus, root / "index", embedder=FakeDefaultEmbedder())
     return corpus, root / "index"
 
 
@@ -176,14 +169,14 @@ def index(base: tuple[Path, Path], tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def module_qa(base: tuple[Path, Path]) -> CrampQA:
-    return CrampQA.open(base[0], base[1], auto_build=False, embedder=FakeEmbedder())
+    return CrampQA.open(base[0], base[1], auto_build=False, embedder=FakeDefaultEmbedder())
 
 
 BOOT = """
 import os, sys, time
 from pathlib import Path
 sys.path.insert(0, {root!r})
-from tests.conftest import FakeEmbedder
+from tests.conftest import FakeDefaultEmbedder
 from crampqa.config import MODEL_NAME
 from crampqa.embedding import EMBEDDERS
 
@@ -201,7 +194,7 @@ def hold():
         time.sleep(0.02)
 
 
-class Gated(FakeEmbedder):
+class Gated(FakeDefaultEmbedder):
     def encode(self, texts, batch_size=64):
         if gate == "embed":
             hold()
@@ -472,7 +465,7 @@ def test_symlinks_leading_outside_the_corpus_are_not_followed(corpus_copy: Path,
     assert "inside" in ids and not ids & {"link", "linked-dir/secret", "loop"}
 
 
-class _ChangingEmbedder(FakeEmbedder):
+class _ChangingEmbedder(FakeDefaultEmbedder):
     """Appends to a corpus file while the build is embedding."""
 
     def __init__(self, path: Path) -> None:
@@ -497,10 +490,10 @@ def test_file_changing_while_indexing_gives_a_consistent_index(corpus_copy: Path
     stored = data.documents[data.doc_index["001_3d8ed29e24e925cb"]]
     assert stored.text == before.decode("utf-8")  # what was read, as one snapshot
     assert stored.sha256 == hashlib.sha256(before).hexdigest()
-    assert data.manifest["corpus"]["documents"]["001_3d8ed29e24e925cb"] == stored.sha256
-    for row in range(data.passages.shape[0]):
-        assert data.passage_text(row) == data.documents[int(data.passages[row][0])].text[
-            int(data.passages[row][1]) : int(data.passages[row][2])]
+    assert data.manifest.corpus.documents["001_3d8ed29e24e925cb"] == stored.sha256
+    for row in range(len(data.passages)):
+        start, end = data.passages.span(row)
+        assert data.passages.text(row) == data.passages.doc(row).text[start:end]
 
 
 def test_file_changed_while_indexing_is_picked_up_next_time(corpus_copy: Path,
@@ -624,14 +617,14 @@ def test_index_built_with_another_model(corpus: Path, tmp_path: Path,
     old = version(index)
     with pytest.raises(IndexError_) as info:  # asked not to build: a clear refusal
         CrampQA.open(corpus, index, auto_build=False)
-    assert info.value.message == (f"The index in {index} needs building (the model changed); "
-                                  "run `crampqa index`.")
+    assert info.value.message == (f"The index in {index} needs building (the model changed "
+                                  f"({FAKE_MODEL} -> {MODEL_NAME})); run `crampqa index`.")
     run = cli("ask", QUESTION, "--json", "--index", index, "--corpus", corpus)
     answer = run.answer()  # otherwise it is rebuilt with the current model, then answers
     assert run.err_lines[0] == (f"Full rebuild: the model changed ({FAKE_MODEL} -> "
                                 f"{MODEL_NAME}).")
     assert version(index) != old
-    assert load_version(version(index)).manifest["content_key"]["model"] == MODEL_NAME
+    assert load_version(version(index)).manifest.model.name == MODEL_NAME
     assert_verbatim(answer, texts_of(corpus))
 
 
@@ -708,7 +701,7 @@ def test_second_index_run_stops_clearly_and_a_waiting_one_waits(
     assert second_run.err_lines[-1].startswith("Indexed 5 documents into ")
     assert "(0 added, 0 changed, 5 unchanged, 0 removed" in second_run.err
     data = load_version(version(index), verify_full=True)
-    assert version(index) != before and data.passages.shape[0] > 0
+    assert version(index) != before and len(data.passages) > 0
     assert not list(index.glob(".tmp-*"))
 
 

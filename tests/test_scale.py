@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,30 +26,13 @@ from crampqa import dense as dense_mod
 from crampqa.config import MODEL_NAME, ChunkSettings, IndexSettings
 from crampqa.corpus import html_to_text
 from crampqa.dense import DenseIndex
-from crampqa.embedding import EMBEDDERS
 from crampqa.store import current_version, load_version
-from tests.conftest import FakeEmbedder, run_main
+from tests.conftest import FakeDefaultEmbedder, FakeEmbedder, run_main
 
 # ---- helpers ---------------------------------------------------------------------------
 
 
-class CountingEmbedder(FakeEmbedder):
-    """The fake embedder, remembering every text it was asked to embed."""
-
-    seen: list[str] = []  # noqa: RUF012 - shared on purpose: the CLI makes its own instance
-
-    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        CountingEmbedder.seen.extend(texts)
-        return super().encode(texts, batch_size)
-
-
-@pytest.fixture(autouse=True)
-def fake_default_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The default model name maps to the (counting) fake embedder."""
-    CountingEmbedder.seen = []
-    monkeypatch.setitem(EMBEDDERS, MODEL_NAME, CountingEmbedder)
-    for name in ("CRAMPQA_CORPUS", "CRAMPQA_INDEX", "CRAMPQA_DEBUG"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("fake_default_model")
 
 
 def cli(*args: str | Path) -> tuple[int, str, list[str]]:
@@ -181,7 +163,7 @@ def test_html_visible_text_is_extracted_stored_and_cited_exactly(tmp_path: Path)
             assert p["start"] <= lo < hi <= p["end"]
     # words that only occur in scripts are not searchable
     data = load_version(folder)
-    every = " ".join(data.passage_text(r) for r in range(data.passages.shape[0]))
+    every = " ".join(data.passages.text(r) for r in range(len(data.passages)))
     assert "hiddenscriptword" not in every and "zorblaxscript" not in every
 
 
@@ -202,7 +184,7 @@ def test_skipped_files_get_one_line_each_and_are_counted(tmp_path: Path) -> None
     assert "4 files skipped" in summary_line(err)
     assert summary_line(err).startswith("Indexed 5 documents")
     manifest = load_version(current_version(idx)).manifest  # type: ignore[arg-type]
-    assert len(manifest["corpus"]["skipped"]) == 4
+    assert len(manifest.corpus.skipped) == 4
     summary = CrampQA.build(corpus, tmp_path / "api", settings=IndexSettings())
     assert sorted(path for path, _ in summary.skipped) == [
         "leaflets/blank.html", "leaflets/broken.txt", "minerals/deep/empty.md",
@@ -223,13 +205,13 @@ def test_incremental_summary_and_only_new_or_changed_documents_are_embedded(
           "calf cramps.\n")  # changed
     (corpus / "minerals" / "deep" / "potassium.txt").unlink()  # removed
     write(corpus / "new" / "sodium.md", "# Sodium\n\nSalt loss in sweat: quorvex.\n")  # added
-    CountingEmbedder.seen = []
+    FakeDefaultEmbedder.seen = []
     err = index(corpus, idx)
     assert "(1 added, 1 changed, 3 unchanged, 1 removed; 0 files skipped)" in \
         summary_line(err)
     assert "Indexed 5 documents" in summary_line(err)
     assert not any(line.startswith("Full rebuild") for line in err)
-    embedded = " ".join(CountingEmbedder.seen)
+    embedded = " ".join(FakeDefaultEmbedder.seen)
     assert "Zorblax" in embedded and "quorvex" in embedded
     for untouched in ("Magnesium helps", "Quinine", "Writer's notes", "Bananas"):
         assert untouched not in embedded
@@ -241,22 +223,22 @@ def test_incremental_summary_and_only_new_or_changed_documents_are_embedded(
     assert "minerals/deep/potassium" not in {d["doc_id"] for d in json.loads(out)}
 
     # nothing changed: everything is reused, nothing embedded
-    CountingEmbedder.seen = []
+    FakeDefaultEmbedder.seen = []
     err = index(corpus, idx)
     assert "(0 added, 0 changed, 5 unchanged, 0 removed" in summary_line(err)
-    assert CountingEmbedder.seen == []
+    assert FakeDefaultEmbedder.seen == []
 
 
 def test_chunker_or_model_change_forces_a_full_rebuild_with_one_line(
         tmp_path: Path, fake_settings: IndexSettings) -> None:
     corpus, idx = mixed_tree(tmp_path / "corpus"), tmp_path / "index"
     CrampQA.build(corpus, idx, settings=IndexSettings(chunk=ChunkSettings(max_chars=200)))
-    CountingEmbedder.seen = []
+    FakeDefaultEmbedder.seen = []
     err = index(corpus, idx)  # the CLI's default chunker
     assert [line for line in err if line.startswith("Full rebuild")] == [
         "Full rebuild: the chunker settings changed."]
     assert "(5 added, 0 changed, 0 unchanged, 0 removed" in summary_line(err)
-    assert "Magnesium helps" in " ".join(CountingEmbedder.seen)
+    assert "Magnesium helps" in " ".join(FakeDefaultEmbedder.seen)
 
     summary = CrampQA.build(corpus, idx, settings=fake_settings, embedder=FakeEmbedder())
     assert summary.full_rebuild_reason == \
@@ -275,10 +257,10 @@ def test_ann_hnsw_is_selectable_recorded_and_answers_like_flat(tmp_path: Path) -
     for root, kind in ((flat, "flat"), (hnsw, "hnsw")):
         folder = current_version(root)
         assert folder is not None
-        assert load_version(folder).manifest["settings"]["ann"] == kind
+        assert load_version(folder).manifest.settings.ann == kind
         described = DenseIndex.load(folder / "dense.faiss").describe()
         assert described["type"] == kind
-        assert load_version(folder).manifest["dense"] == described  # what was built
+        assert load_version(folder).manifest.dense == described  # what was built
     described = DenseIndex.load(current_version(hnsw) / "dense.faiss").describe()  # type: ignore[operator]
     assert (described["M"], described["efConstruction"], described["efSearch"]) == (
         dense_mod.HNSW_M, dense_mod.HNSW_EF_CONSTRUCTION, dense_mod.HNSW_EF_SEARCH)
@@ -292,16 +274,16 @@ def test_ann_hnsw_is_selectable_recorded_and_answers_like_flat(tmp_path: Path) -
         assert [(p["source_id"], p["score"]) for p in a] == \
             [(p["source_id"], p["score"]) for p in b]
     # switching the type re-embeds nothing (the vectors are reused)
-    CountingEmbedder.seen = []
+    FakeDefaultEmbedder.seen = []
     index(corpus, hnsw, "--ann", "flat")
-    assert CountingEmbedder.seen == []
+    assert FakeDefaultEmbedder.seen == []
     assert DenseIndex.load(current_version(hnsw) / "dense.faiss").kind == "flat"  # type: ignore[operator]
 
 
 def test_ann_auto_is_the_default_and_switches_at_the_threshold(tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     corpus = mixed_tree(tmp_path / "corpus")
-    passages = CrampQA.open(corpus, tmp_path / "probe").data.passages.shape[0]
+    passages = len(CrampQA.open(corpus, tmp_path / "probe").data.passages)
     monkeypatch.setattr(dense_mod, "HNSW_THRESHOLD", passages - 1)
     index(corpus, tmp_path / "above")  # "auto" is the default
     monkeypatch.setattr(dense_mod, "HNSW_THRESHOLD", passages)
@@ -309,7 +291,7 @@ def test_ann_auto_is_the_default_and_switches_at_the_threshold(tmp_path: Path,
     for name, kind in (("above", "hnsw"), ("at", "flat")):
         folder = current_version(tmp_path / name)
         assert folder is not None
-        assert load_version(folder).manifest["settings"]["ann"] == "auto"
+        assert load_version(folder).manifest.settings.ann == "auto"
         assert DenseIndex.load(folder / "dense.faiss").kind == kind
 
 
@@ -334,7 +316,7 @@ def test_hnsw_equals_flat_on_a_small_clustered_set() -> None:
     assert faiss.omp_get_max_threads() == threads  # searching restores the thread count
     k = IndexSettings().retrieval.dense_candidates  # what a question asks for
     assert len(hnsw.search(queries[0], k)[0]) == k
-    with pytest.raises(Exception, match="Unknown index type"):
+    with pytest.raises(Exception, match="Unknown --ann 'ivfpq'"):
         DenseIndex.build(base, "ivfpq")
 
 
@@ -371,11 +353,11 @@ def test_beir_corpus_jsonl_gz_is_indexed_and_updated_incrementally(tmp_path: Pat
     docs[2]["text"] = "Bananas and dried apricots contain potassium."
     docs.append({"_id": "d4", "title": "Sodium", "text": "Sweat carries salt away."})
     write_beir(corpus / "corpus.jsonl.gz", [docs[0], docs[2], docs[3]])  # d2 removed
-    CountingEmbedder.seen = []
+    FakeDefaultEmbedder.seen = []
     err = index(corpus, idx)
     assert "(1 added, 1 changed, 1 unchanged, 1 removed" in summary_line(err)
-    assert "apricots" in " ".join(CountingEmbedder.seen)
-    assert "strike at night" not in " ".join(CountingEmbedder.seen)
+    assert "apricots" in " ".join(FakeDefaultEmbedder.seen)
+    assert "strike at night" not in " ".join(FakeDefaultEmbedder.seen)
 
 
 class ExportingEmbedder(FakeEmbedder):
