@@ -9,6 +9,7 @@ import re
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -16,6 +17,9 @@ import pytest
 from crampqa import CrampQA
 from crampqa.config import MODEL_NAME, PROJECT_ROOT
 from crampqa.embedding import EMBEDDERS, ModelIdentity
+
+if TYPE_CHECKING:
+    from tests.support import Crampqa
 
 CORPUS = PROJECT_ROOT / "corpus"
 FAKE_MODEL = "fake-hash-embedder"
@@ -119,3 +123,45 @@ def run_main(*args: str | Path) -> tuple[int, str, str]:
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
     return code, out.getvalue(), err.getvalue()
+
+
+# ---- an index of the real corpus built with the fake embedder, free to damage ----------
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The real corpus (a copy) and its index, built once with the fake embedder."""
+    root = tmp_path_factory.mktemp("fake-index")
+    corpus = root / "corpus"
+    shutil.copytree(CORPUS, corpus)
+    CrampQA.build(corpus, root / "index", embedder=FakeDefaultEmbedder())
+    return corpus, root / "index"
+
+
+@pytest.fixture
+def corpus(base: tuple[Path, Path]) -> Path:
+    """The corpus of ``base`` (do not modify: use ``corpus_copy`` for that)."""
+    return base[0]
+
+
+@pytest.fixture
+def index(base: tuple[Path, Path], tmp_path: Path) -> Path:
+    """A private copy of the base index, free to damage."""
+    target = tmp_path / "index"
+    shutil.copytree(base[1], target, symlinks=True)
+    return target
+
+
+@pytest.fixture(scope="module")
+def module_qa(base: tuple[Path, Path]) -> CrampQA:
+    return CrampQA.open(base[0], base[1], auto_build=False, embedder=FakeDefaultEmbedder())
+
+
+@pytest.fixture
+def sub(tmp_path: Path) -> Iterator[Crampqa]:
+    """``crampqa`` in a subprocess, with the fake embedder and an optional gate."""
+    from tests.support import Crampqa  # imported here: tests.support imports this file
+
+    helper = Crampqa(tmp_path)
+    yield helper
+    helper.release()  # never leave a gated process waiting
