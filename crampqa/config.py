@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from crampqa.errors import InputError
 
@@ -33,7 +33,20 @@ def check_k(k: object, maximum: int | None = MAX_K) -> int:
     return k
 
 
-class Fusion(StrEnum):
+class _Choice(StrEnum):
+    """A setting with a fixed set of string values."""
+
+    @classmethod
+    def parse(cls, value: object) -> Self:
+        """The member named ``value``, or an :class:`InputError` listing the choices."""
+        try:
+            return cls(str(value))
+        except ValueError:
+            raise InputError(_UNKNOWN[cls.__name__].format(value=value, choices=", ".join(cls))) \
+                from None
+
+
+class Fusion(_Choice):
     """How the dense and lexical candidate scores are combined (crampqa.retrieval.FUSIONS)."""
 
     WEIGHTED = "weighted"
@@ -41,33 +54,20 @@ class Fusion(StrEnum):
     DENSE = "dense"
     LEXICAL = "lexical"
 
-    @classmethod
-    def parse(cls, value: object) -> Fusion:
-        """The fusion named ``value``, or an :class:`InputError` listing the choices."""
-        return _member(cls, value, f"Unknown fusion '{value}' (choose {', '.join(cls)}).")
 
-
-class AnnKind(StrEnum):
+class AnnKind(_Choice):
     """The dense index type: exact, HNSW, or chosen by size (crampqa.dense)."""
 
     FLAT = "flat"
     HNSW = "hnsw"
     AUTO = "auto"
 
-    @classmethod
-    def parse(cls, value: object) -> AnnKind:
-        """The index type named ``value``, or an :class:`InputError` listing the choices."""
-        return _member(cls, value, f"Unknown --ann '{value}' (choose flat, hnsw or auto).")
 
-
-_E = TypeVar("_E", bound=StrEnum)
-
-
-def _member(kind: type[_E], value: object, message: str) -> _E:
-    try:
-        return kind(str(value))
-    except ValueError:
-        raise InputError(message) from None
+#: What an unknown value of each choice says (docs/errors.md lists these messages).
+_UNKNOWN = {
+    "Fusion": "Unknown fusion '{value}' (choose {choices}).",
+    "AnnKind": "Unknown --ann '{value}' (choose flat, hnsw or auto).",
+}
 
 
 @dataclass(frozen=True)

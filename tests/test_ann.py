@@ -14,12 +14,7 @@ from crampqa.config import IndexSettings
 from crampqa.dense import DenseIndex
 from crampqa.store import current_version, load_version
 from tests.conftest import FakeDefaultEmbedder
-from tests.support import (
-    ask_json,
-    cli_lines,
-    mixed_tree,
-    run_index,
-)
+from tests.support import ask_json, cli_lines, mixed_tree, run_index
 
 pytestmark = pytest.mark.usefixtures("fake_default_model")
 

@@ -13,13 +13,7 @@ from crampqa.config import MAX_QUESTION_CHARS
 from crampqa.engine import clean_question
 from crampqa.errors import InputError
 from crampqa.results import ABSTAIN_MESSAGE
-from tests.support import (
-    QUESTION,
-    Crampqa,
-    assert_verbatim,
-    cli,
-    texts_of,
-)
+from tests.support import QUESTION, Crampqa, assert_verbatim, cli, texts_of
 
 pytestmark = pytest.mark.usefixtures("fake_default_model")
 

@@ -9,15 +9,7 @@ from pathlib import Path
 import pytest
 
 from crampqa.store import MANIFEST, load_version
-from tests.support import (
-    QUESTION,
-    Crampqa,
-    assert_verbatim,
-    cli,
-    finish,
-    texts_of,
-    version,
-)
+from tests.support import QUESTION, Crampqa, assert_verbatim, cli, finish, texts_of, version
 
 pytestmark = pytest.mark.usefixtures("fake_default_model")
 

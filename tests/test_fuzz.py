@@ -18,11 +18,7 @@ from crampqa.corpus import decode_bytes, read_corpus
 from crampqa.engine import clean_question
 from crampqa.errors import InputError
 from crampqa.results import ABSTAIN_MESSAGE
-from tests.support import (
-    assert_verbatim,
-    cli,
-    texts_of,
-)
+from tests.support import assert_verbatim, cli, texts_of
 
 pytestmark = pytest.mark.usefixtures("fake_default_model")
 

@@ -12,14 +12,7 @@ from crampqa import CrampQA
 from crampqa.config import MODEL_NAME, ChunkSettings, IndexSettings
 from crampqa.store import current_version
 from tests.conftest import FakeDefaultEmbedder, FakeEmbedder
-from tests.support import (
-    ask_json,
-    cli_lines,
-    mixed_tree,
-    run_index,
-    summary_line,
-    write,
-)
+from tests.support import ask_json, cli_lines, mixed_tree, run_index, summary_line, write
 
 pytestmark = pytest.mark.usefixtures("fake_default_model")
 
