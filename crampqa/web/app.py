@@ -105,7 +105,9 @@ class AskBody(BaseModel):
     q: str | None = Field(None, description=f"The question (at most {MAX_QUESTION_CHARS} "
                           "characters).", examples=["why do my calves cramp at night"])
     question: str | None = Field(None, description="Same as `q`; give one of the two.")
-    k: StrictInt = Field(DEFAULT_K, ge=1, le=MAX_K, description="How many passages to return.")
+    # the range is checked by AskRequest, as for GET; the schema only documents it
+    k: StrictInt = Field(DEFAULT_K, description="How many passages to return.",
+                         json_schema_extra={"minimum": 1, "maximum": MAX_K})
 
 
 def error_response(exc: CrampQAError) -> JSONResponse:
