@@ -155,7 +155,7 @@ def main() -> None:
 
         data = load_version(current_version(args.index))  # type: ignore[arg-type]
         full["documents"] = len(data.documents)
-        full["passages"] = int(data.passages.shape[0])
+        full["passages"] = len(data.passages)
         full["sentences"] = int(data.sentences.shape[0])
         full["texts_per_s"] = (full["passages"] + full["sentences"]) / full["seconds"]
         full["index_mb"] = sum(f["size"] for f in manifest["files"].values()) / 2**20

@@ -312,14 +312,14 @@ def build_throughput() -> dict[str, Any]:
         folder = current_version(Path(tmp) / "index")
         sentences = int(load_version(folder).sentences.shape[0]) if folder else 0
     labels = {"passages": "embed passages (sentence-transformers; loads torch)",
-              "sentences": "embed sentences", "lexical index": "BM25 + FAISS indexes",
-              "exporting query encoder": "export the ONNX query encoder (torch.onnx)"}
+              "sentences": "embed sentences", "lexical index": "BM25 index",
+              "dense index": "FAISS index",
+              "exporting query encoder": "export the ONNX query encoder (torch.onnx)",
+              "committing": "manifest, checksums, commit"}
     stages: dict[str, float] = {}
-    seen: set[str] = set()
     edges = [("read + chunk the corpus", start), *marks, ("(end)", start + wall)]
     for (name, t), (_, t_next) in itertools.pairwise(edges):
-        label = labels.get(name, name) if name not in seen else "manifest, checksums, commit"
-        seen.add(name)
+        label = labels.get(name, name)
         stages[label] = round(stages.get(label, 0.0) + t_next - t, 3)
     return {
         "documents": summary.documents,

@@ -54,9 +54,9 @@ GRID = (
 
 def features(qa: CrampQA, questions: Path) -> tuple[np.ndarray, np.ndarray]:
     """(questions, passages, features) and (questions, passages) relevance arrays."""
-    data = qa.data
-    n = data.passages.shape[0]
-    texts = [normalize_for_match(data.passage_text(r)) for r in range(n)]
+    table = qa.data.passages
+    n = len(table)
+    texts = [normalize_for_match(table.text(r)) for r in range(n)]
     settings = with_overrides(qa.retrieval_settings, dense_candidates=n, lexical_candidates=n)
     xs, ys = [], []
     for q in load_questions(questions):
@@ -75,7 +75,6 @@ def features(qa: CrampQA, questions: Path) -> tuple[np.ndarray, np.ndarray]:
 def beir_ndcg(weights: np.ndarray, beir: Path, index: Path) -> np.ndarray:
     """Document-level nDCG@10 (binary relevance) of each weight row on a BEIR split."""
     from crampqa.evaluation.runner import prepare_beir
-    from crampqa.store import P_DOC
 
     qa = CrampQA.open(beir, index, auto_build=False)
     split = prepare_beir(beir, "dev", None)
@@ -90,7 +89,7 @@ def beir_ndcg(weights: np.ndarray, beir: Path, index: Path) -> np.ndarray:
         counted += 1
         cands = qa.retriever.rank(text, 400, settings, diversify=False).candidates
         x = np.array([[getattr(c, f) for f in FEATURES] for c in cands])
-        docs = np.array([int(qa.data.passages[c.row][P_DOC]) for c in cands])
+        docs = qa.data.passages.docs[[c.row for c in cands]]
         order = np.argsort(docs, kind="stable")
         x, docs = x[order], docs[order]
         starts = np.flatnonzero(np.r_[True, docs[1:] != docs[:-1]])

@@ -11,13 +11,18 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import click
 import typer
 from rich.console import Console
 
+from crampqa.config import DEFAULT_K, Progress
 from crampqa.errors import CrampQAError, InputError, unexpected
+
+if TYPE_CHECKING:  # imported where used, so that `crampqa --help` stays quick
+    from crampqa.engine import CrampQA
+    from crampqa.indexing import BuildSummary
 
 app = typer.Typer(
     add_completion=False,
@@ -53,21 +58,26 @@ def _options(
     Ask with: crampqa "why do my calves cramp at night"
     """
 
+
+def folder_option(flag: str, help: str, envvar: str | None = None) -> Any:
+    """The ``--corpus`` / ``--index`` option, with its own help (and environment variable)."""
+    return typer.Option(flag, envvar=envvar, help=help)
+
+
 CorpusOpt = Annotated[
     Path | None,
-    typer.Option("--corpus", envvar="CRAMPQA_CORPUS",
-                 help="Corpus folder (default: corpus/; with --index alone, the folder that "
-                 "index was built from, and no build if it has none)."),
+    folder_option("--corpus", "Corpus folder (default: corpus/; with --index alone, the "
+                  "folder that index was built from, and no build if it has none).",
+                  "CRAMPQA_CORPUS"),
 ]
 IndexOpt = Annotated[
     Path | None,
-    typer.Option("--index", envvar="CRAMPQA_INDEX",
-                 help="Index folder (default: indexes/default)."),
+    folder_option("--index", "Index folder (default: indexes/default).", "CRAMPQA_INDEX"),
 ]
 
 
 @contextmanager
-def build_progress(enabled: bool) -> Iterator[object]:
+def build_progress(enabled: bool) -> Iterator[Progress | None]:
     """A rich progress bar (rate and ETA) for index builds, on stderr."""
     if not enabled:
         yield None
@@ -109,39 +119,38 @@ def _stderr(message: str) -> None:
     print(visible(message, newlines=False), file=sys.stderr, flush=True)
 
 
-def _summary_line(summary: object) -> str:
-    s = summary
+def _summary_line(s: BuildSummary) -> str:
     return (
-        f"Indexed {s.documents} documents into {s.passages} passages "  # type: ignore[attr-defined]
-        f"({s.added} added, {s.changed} changed, {s.unchanged} unchanged, "  # type: ignore[attr-defined]
-        f"{s.removed} removed; {len(s.skipped)} files skipped) "  # type: ignore[attr-defined]
-        f"in {s.seconds:.1f}s -> {s.folder}"  # type: ignore[attr-defined]
-        + (" (up to date: nothing written)" if getattr(s, "up_to_date", False) else "")
+        f"Indexed {s.documents} documents into {s.passages} passages "
+        f"({s.added} added, {s.changed} changed, {s.unchanged} unchanged, "
+        f"{s.removed} removed; {len(s.skipped)} files skipped) "
+        f"in {s.seconds:.1f}s -> {s.folder}"
+        + (" (up to date: nothing written)" if s.up_to_date else "")
     )
 
 
-def _open(corpus: Path | None, index: Path | None, quiet: bool = False) -> Any:
+def _open(corpus: Path | None, index: Path | None, quiet: bool = False) -> CrampQA:
     """Open the engine (building with a progress bar when needed) and report, on stderr,
     what a build did and any notice, such as answering from the previous version."""
     from crampqa.engine import CrampQA
 
     with build_progress(not quiet and sys.stderr.isatty()) as progress:
-        qa = CrampQA.open(corpus, index, progress=progress)  # type: ignore[arg-type]
+        qa = CrampQA.open(corpus, index, progress=progress)
     _report_opened(qa, quiet)
     return qa
 
 
-def _report_opened(qa: Any, quiet: bool = False) -> None:
+def _report_opened(qa: CrampQA, quiet: bool = False) -> None:
     if qa.build_summary is not None:
         _report_build(qa.build_summary, quiet=quiet)
     if qa.notice:
         _stderr(qa.notice)
 
 
-def _report_build(summary: object, quiet: bool = False) -> None:
-    for path, reason in summary.skipped:  # type: ignore[attr-defined]
-        _stderr(f"skipped {path}: {reason}")
-    reason = summary.full_rebuild_reason  # type: ignore[attr-defined]
+def _report_build(summary: BuildSummary, quiet: bool = False) -> None:
+    for path, why in summary.skipped:
+        _stderr(f"skipped {path}: {why}")
+    reason = summary.full_rebuild_reason
     if reason:
         _stderr(f"Full rebuild: {reason}.")
     if not quiet:
@@ -151,7 +160,7 @@ def _report_build(summary: object, quiet: bool = False) -> None:
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="Your question, in quotes.")],
-    k: Annotated[int, typer.Option("-k", "--top", help="How many passages to show.")] = 3,
+    k: Annotated[int, typer.Option("-k", "--top", help="How many passages to show.")] = DEFAULT_K,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     corpus: CorpusOpt = None,
     index: IndexOpt = None,
@@ -164,7 +173,8 @@ def ask(
     ] = None,
 ) -> None:
     """Show the passages of the sources that best answer QUESTION, verbatim."""
-    from crampqa.engine import check_k, clean_question
+    from crampqa.config import check_k
+    from crampqa.engine import clean_question
 
     clean_question(question)  # bad input fails before any index work
     check_k(k)
@@ -195,17 +205,15 @@ def index(
     """Build or update the index (only new or changed documents are embedded)."""
     from dataclasses import replace
 
-    from crampqa.config import IndexSettings
+    from crampqa.config import AnnKind, IndexSettings
     from crampqa.engine import CrampQA
 
     settings = IndexSettings()
     if ann is not None:
-        if ann not in ("flat", "hnsw", "auto"):
-            raise InputError(f"Unknown --ann '{ann}' (choose flat, hnsw or auto).")
-        settings = replace(settings, ann=ann)
+        settings = replace(settings, ann=AnnKind.parse(ann))
     with build_progress(sys.stderr.isatty()) as progress:
         summary = CrampQA.build(corpus, index, settings=settings, rebuild=rebuild,
-                                progress=progress, wait_for_lock=wait)  # type: ignore[arg-type]
+                                progress=progress, wait_for_lock=wait)
     _report_build(summary)
 
 
@@ -238,18 +246,16 @@ def info(
     ] = False,
 ) -> None:
     """Show the index manifest (model, settings, corpus hashes)."""
-    from crampqa.indexing import manifest_json
-
     qa = _open(corpus, index)
     if verify:
         from crampqa.store import load_version
 
         load_version(qa.data.folder, verify_full=True)
-        _stderr(f"All {len(qa.manifest.get('files', {}))} index files match their SHA-256 "
+        _stderr(f"All {len(qa.data.manifest.files)} index files match their SHA-256 "
                 "checksums.")
     from crampqa.terminal import json_for_terminal
 
-    print(json_for_terminal(manifest_json(qa.manifest)))
+    print(json_for_terminal(qa.data.manifest.shown()))
 
 
 @app.command("eval")
@@ -283,15 +289,18 @@ def eval_(
                      "score tag). With several configurations FILE holds the first and "
                      "FILE.<config> each other one."),
     ] = None,
+    # no environment variables here: CRAMPQA_INDEX must not send a BEIR corpus into
+    # the index of the everyday corpus
     corpus: Annotated[
         Path | None,
-        typer.Option("--corpus", help="Corpus of a question set (default: the index's, or "
-                     "corpus/). Not used with a BEIR folder."),
+        folder_option("--corpus", "Corpus of a question set (default: the index's, or "
+                      "corpus/). Not used with a BEIR folder."),
     ] = None,
     index: Annotated[
         Path | None,
-        typer.Option("--index", help="Index folder (default: indexes/default for a question "
-                     "set, indexes/beir-<folder name> for a BEIR folder, built if missing)."),
+        folder_option("--index", "Index folder (default: indexes/default for a question "
+                      "set, indexes/beir-<folder name> for a BEIR folder, built if "
+                      "missing)."),
     ] = None,
     split: Annotated[str, typer.Option("--split", help="BEIR qrels split.")] = "dev",
     limit: Annotated[
@@ -313,13 +322,12 @@ def eval_(
     names = (list(COMPARE_ORDER) if compare else configs.split(",") if configs is not None
              else [config or DEFAULT_CONFIG])
 
-    def opened(qa: object) -> None:
+    def opened(qa: CrampQA) -> None:
         _report_opened(qa, quiet=as_json)
 
     with build_progress(not as_json and sys.stderr.isatty()) as progress:
         result = evaluate_path(target, names, k=k, split=split, limit=limit, corpus=corpus,
-                               index=index, progress=progress,  # type: ignore[arg-type]
-                               on_open=opened)
+                               index=index, progress=progress, on_open=opened)
     if as_json:
         print(rep.result_json(result))
     else:

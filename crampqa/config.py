@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Self, TypeVar
+
+from crampqa.errors import InputError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -18,6 +22,56 @@ MAX_K = 50
 #: Corpus files larger than this many megabytes are skipped; ``CRAMPQA_MAX_FILE_MB``
 #: changes it (docs/errors.md). A BEIR corpus.jsonl is read as a stream and not limited.
 DEFAULT_MAX_FILE_MB = 10.0
+#: Passages per answer when a question does not say (CLI, API and web service).
+DEFAULT_K = 3
+
+#: ``(stage, done, total)``: how index builds and evaluations report their progress.
+Progress = Callable[[str, int, int], None]
+
+
+def check_k(k: object, maximum: int | None = MAX_K) -> int:
+    """``k`` if it is a whole number from 1 to ``maximum`` (None: no upper bound)."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1 or (maximum and k > maximum):
+        top = f" to {maximum}" if maximum else " or more"
+        raise InputError(f"k must be a whole number from 1{top} (got {k!r}).")
+    return k
+
+
+class _Choice(StrEnum):
+    """A setting with a fixed set of string values."""
+
+    @classmethod
+    def parse(cls, value: object) -> Self:
+        """The member named ``value``, or an :class:`InputError` listing the choices."""
+        try:
+            return cls(str(value))
+        except ValueError:
+            raise InputError(_UNKNOWN[cls.__name__].format(value=value, choices=", ".join(cls))) \
+                from None
+
+
+class Fusion(_Choice):
+    """How the dense and lexical candidate scores are combined (crampqa.retrieval.FUSIONS)."""
+
+    WEIGHTED = "weighted"
+    RRF = "rrf"
+    DENSE = "dense"
+    LEXICAL = "lexical"
+
+
+class AnnKind(_Choice):
+    """The dense index type: exact, HNSW, or chosen by size (crampqa.dense)."""
+
+    FLAT = "flat"
+    HNSW = "hnsw"
+    AUTO = "auto"
+
+
+#: What an unknown value of each choice says (docs/errors.md lists these messages).
+_UNKNOWN = {
+    "Fusion": "Unknown fusion '{value}' (choose {choices}).",
+    "AnnKind": "Unknown --ann '{value}' (choose flat, hnsw or auto).",
+}
 
 
 @dataclass(frozen=True)
@@ -35,7 +89,7 @@ class RetrievalSettings:
 
     dense_candidates: int = 50
     lexical_candidates: int = 50
-    fusion: str = "weighted"  # "weighted" | "rrf" | "dense" | "lexical"
+    fusion: Fusion = Fusion.WEIGHTED
     # weighted fusion: score = dense·w_d + lexical_norm·w_l (+ re-scoring features below);
     # weights chosen by a grid search on eval/questions.jsonl (docs/evaluation.md)
     dense_weight: float = 0.8
@@ -55,6 +109,11 @@ class RetrievalSettings:
     confidence_depth: int = 3
     diversity_margin: float = 0.08  # close = within this much of the best remaining score
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fusion", Fusion.parse(self.fusion))
+        if not -1.0 <= self.abstain_threshold <= 1.0:
+            raise InputError("The abstention threshold must lie between -1 and 1.")
+
 
 @dataclass(frozen=True)
 class IndexSettings:
@@ -63,11 +122,14 @@ class IndexSettings:
     model: str = MODEL_NAME
     chunk: ChunkSettings = field(default_factory=ChunkSettings)
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
-    ann: str = "auto"  # "flat" | "hnsw" | "auto" (hnsw above crampqa.dense.HNSW_THRESHOLD)
+    ann: AnnKind = AnnKind.AUTO  # auto: hnsw above crampqa.dense.HNSW_THRESHOLD
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ann", AnnKind.parse(self.ann))
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict."""
-        return asdict(self)
+        """Plain JSON-ready dict (enums as their strings)."""
+        return asdict(self, dict_factory=_plain)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> IndexSettings:
@@ -78,16 +140,19 @@ class IndexSettings:
             model=str(data.get("model", MODEL_NAME)),
             chunk=chunk,
             retrieval=retrieval,
-            ann=str(data.get("ann", "flat")),
+            ann=AnnKind.parse(data.get("ann", "flat")),
         )
 
-    def content_key(self) -> dict[str, Any]:
-        """The part of the settings that changes index contents (not query-time knobs)."""
-        return {"model": self.model, "chunk": asdict(self.chunk)}
+
+def _plain(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    return {k: v.value if isinstance(v, StrEnum) else v for k, v in items}
 
 
-def _build(kind: type[Any], data: dict[str, Any]) -> Any:
-    names = {f.name for f in fields(kind)}
+_T = TypeVar("_T")
+
+
+def _build(kind: type[_T], data: dict[str, Any]) -> _T:
+    names = {f.name for f in fields(kind)}  # type: ignore[arg-type]
     return kind(**{k: v for k, v in data.items() if k in names})
 
 

@@ -15,6 +15,7 @@ import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from crampqa.chunking import no_passage_reason
 from crampqa.config import max_file_bytes
@@ -49,6 +50,15 @@ class CorpusReport:
 def sha256_bytes(data: bytes) -> str:
     """Hex SHA-256 of raw bytes."""
     return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 #: Control characters that text files do not contain (tab, newlines and form feed aside).
@@ -427,3 +437,48 @@ def read_beir_documents(path: Path) -> list[Document]:
     except EvalError as exc:
         raise CorpusError(exc.message) from None
     return documents
+
+
+def corpus_fingerprint(folder: Path) -> list[list[Any]]:
+    """Cheap stat-based fingerprint of a corpus folder (paths, sizes, mtimes)."""
+    rows: list[list[Any]] = []
+    for dirpath, filenames in walk_folders(folder):
+        for name in filenames:
+            path = dirpath / name
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            rows.append([path.relative_to(folder).as_posix(), stat.st_size, stat.st_mtime_ns])
+    return rows
+
+
+class CorpusState:
+    """A corpus folder as it is now: its fingerprint, taken at once, and its documents,
+    read only when asked for (an unchanged fingerprint needs no reading)."""
+
+    def __init__(self, folder: Path) -> None:
+        require_corpus_dir(folder)
+        self.folder = folder
+        # taken before reading, so a file edited while it is read is seen as changed later
+        self.fingerprint = corpus_fingerprint(folder)
+        self._report: CorpusReport | None = None
+
+    @property
+    def is_read(self) -> bool:
+        """Whether the documents were read already."""
+        return self._report is not None
+
+    def report(self) -> CorpusReport:
+        """The documents and skipped files (read on first use)."""
+        if self._report is None:
+            self._report = read_corpus(self.folder)
+        return self._report
+
+    def document_hashes(self) -> dict[str, str]:
+        """Document ID -> SHA-256, as a manifest records them."""
+        return {d.doc_id: d.sha256 for d in self.report().documents}
+
+    def skipped(self) -> list[list[str]]:
+        """Skipped files as ``[path, reason]`` pairs, as a manifest records them."""
+        return [list(s) for s in self.report().skipped]

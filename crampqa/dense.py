@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from crampqa.errors import IndexError_
+from crampqa.config import AnnKind
+from crampqa.errors import REBUILD_HINT, IndexError_
 
 #: Above this many passages, "auto" picks the approximate index. One exact search per
 #: question took (p50, one thread, 2-core machine) 2.1 ms at 25k vectors, 5.2 ms at 50k,
@@ -21,7 +22,7 @@ from crampqa.errors import IndexError_
 #: ~5 ms a warm question can give the dense search (docs/performance.md, "Scale").
 HNSW_THRESHOLD = 50_000
 #: The approximate index type "auto" picks (``crampqa index --ann hnsw``).
-APPROX_KIND = "hnsw"
+APPROX_KIND = AnnKind.HNSW
 #: HNSW graph degree, build beam width and search beam width (efSearch is stored in the
 #: index file; a search explores max(efSearch, k) candidates). Measured recall@10 against
 #: exact search: 0.994 on the real MedQuAD passages with real questions, 0.986-0.992 on
@@ -36,7 +37,6 @@ HNSW_EF_SEARCH = 256
 #: FAISS's default.
 SEARCH_THREADS = 1
 
-KINDS = ("flat", "hnsw", "auto")
 
 
 @contextlib.contextmanager
@@ -55,12 +55,11 @@ def omp_threads(n: int) -> Iterator[None]:
         faiss.omp_set_num_threads(before)
 
 
-def resolve_kind(kind: str, size: int) -> str:
+def resolve_kind(kind: AnnKind | str, size: int) -> AnnKind:
     """The concrete index type for ``kind`` ("auto" decides by ``size``)."""
-    if kind == "auto":
-        return APPROX_KIND if size > HNSW_THRESHOLD else "flat"
-    if kind not in KINDS:
-        raise IndexError_(f"Unknown index type '{kind}' (choose flat, hnsw or auto).")
+    kind = AnnKind.parse(kind)
+    if kind is AnnKind.AUTO:
+        return APPROX_KIND if size > HNSW_THRESHOLD else AnnKind.FLAT
     return kind
 
 
@@ -71,14 +70,14 @@ class DenseIndex:
         self._index = index
 
     @classmethod
-    def build(cls, vectors: np.ndarray, kind: str = "flat") -> DenseIndex:
+    def build(cls, vectors: np.ndarray, kind: AnnKind | str = AnnKind.FLAT) -> DenseIndex:
         """A flat (exact) or HNSW index over ``vectors``."""
         import faiss
 
         dim = int(vectors.shape[1]) if vectors.ndim == 2 else 384
         kind = resolve_kind(kind, len(vectors))
         index: Any
-        if kind == "hnsw":
+        if kind is AnnKind.HNSW:
             index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
             index.hnsw.efSearch = HNSW_EF_SEARCH
@@ -103,7 +102,7 @@ class DenseIndex:
             return cls(faiss.read_index(str(path)))
         except RuntimeError:
             raise IndexError_(
-                f"The FAISS index {path} is damaged; run `crampqa index --rebuild`."
+                f"The FAISS index {path} is damaged; {REBUILD_HINT}."
             ) from None
 
     @property

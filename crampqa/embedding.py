@@ -2,15 +2,16 @@
 
 Index building uses sentence-transformers (torch). Asking uses the ONNX export
 of the same model stored in the index folder (see :mod:`crampqa.onnx_encoder`),
-so the query path never imports torch. Tests may register a fake embedder.
+so the query path never imports torch. Every embedder has an identity (model name and
+weights hash) that an index records and that decides whether the index is fresh.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Protocol
@@ -18,17 +19,51 @@ from typing import Protocol
 import numpy as np
 
 from crampqa.config import MODEL_NAME
+from crampqa.corpus import sha256_file
 from crampqa.errors import ModelError
 
 
-class Embedder(Protocol):
-    """Anything that maps texts to L2-normalised float32 rows."""
+@dataclass(frozen=True)
+class ModelIdentity:
+    """Which model made an index's vectors: its name and the SHA-256 of its weights.
+
+    ``weights_stat`` (size and mtime of the weights file) lets a later check skip
+    hashing the weights when the file is untouched; None where there is no file.
+    """
 
     name: str
-    dim: int
+    weights_sha256: str
+    weights_stat: tuple[int, int] | None = None
+
+    def same_model(self, other: ModelIdentity) -> bool:
+        """Same name and weights (where the weights file sits does not matter)."""
+        return (self.name, self.weights_sha256) == (other.name, other.weights_sha256)
+
+
+class Encoder(Protocol):
+    """Anything that maps texts to L2-normalised float32 rows (the query side)."""
+
+    @property
+    def name(self) -> str:
+        """The model's name."""
+        ...
+
+    @property
+    def dim(self) -> int:
+        """Length of every vector."""
+        ...
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """Embed ``texts`` as an ``(n, dim)`` float32 array of unit rows."""
+        ...
+
+
+class Embedder(Encoder, Protocol):
+    """An encoder that can build an index: it knows its identity."""
+
+    def identity(self, known: ModelIdentity | None = None) -> ModelIdentity:
+        """This embedder's identity. ``known`` is one recorded earlier: where its
+        ``weights_stat`` still holds, its hash may be reused instead of reading the weights."""
         ...
 
 
@@ -48,11 +83,7 @@ def model_path() -> Path:
 
 @cache
 def _hash_file(path: Path, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(path)
 
 
 def weights_sha256(path: Path | None = None) -> str:
@@ -62,10 +93,10 @@ def weights_sha256(path: Path | None = None) -> str:
     return _hash_file(weights, stat.st_size, stat.st_mtime_ns)
 
 
-def weights_stat(path: Path) -> list[int]:
+def weights_stat(path: Path) -> tuple[int, int]:
     """Size and mtime of the weights file: a cheap check before hashing."""
     stat = (path / "model.safetensors").stat()
-    return [stat.st_size, stat.st_mtime_ns]
+    return stat.st_size, stat.st_mtime_ns
 
 
 class SentenceTransformerEmbedder:
@@ -96,6 +127,14 @@ class SentenceTransformerEmbedder:
                 except Exception as exc:  # any loader failure is a model problem to the user
                     raise ModelError(f"Cannot load the model from {self.path}: {exc}") from None
             return self._model
+
+    def identity(self, known: ModelIdentity | None = None) -> ModelIdentity:
+        """Name and weights hash; the hash of ``known`` is reused while the weights file
+        keeps its size and mtime."""
+        stat = weights_stat(self.path)
+        if known is not None and known.name == self.name and known.weights_stat == stat:
+            return known
+        return ModelIdentity(self.name, weights_sha256(self.path), stat)
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """Embed with sentence-transformers (mean pooling, normalised)."""
@@ -130,14 +169,12 @@ def get_embedder(name: str) -> Embedder:
         raise ModelError(f"Unknown embedding model '{name}'.") from None
 
 
-def load_query_encoder(folder: Path, model_name: str) -> Embedder:
+def load_query_encoder(folder: Path, model_name: str) -> Encoder:
     """The fast encoder stored in an index folder, or the build embedder as a fallback."""
     if model_name == MODEL_NAME and (folder / "model.onnx").is_file():
         from crampqa.onnx_encoder import OnnxEncoder
 
-        encoder = OnnxEncoder(folder)
-        encoder.name = model_name  # type: ignore[attr-defined]
-        return encoder  # type: ignore[return-value]
+        return OnnxEncoder(folder, name=model_name)
     return get_embedder(model_name)
 
 

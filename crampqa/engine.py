@@ -7,34 +7,25 @@ from pathlib import Path
 from typing import Any
 
 from crampqa.config import (
-    MAX_K,
+    DEFAULT_K,
     MAX_QUESTION_CHARS,
     IndexSettings,
+    Progress,
     RetrievalSettings,
+    check_k,
     default_corpus_dir,
     default_index_dir,
 )
-from crampqa.corpus import read_corpus, require_corpus_dir
+from crampqa.corpus import CorpusState
 from crampqa.dense import DenseIndex
-from crampqa.embedding import Embedder, load_query_encoder
-from crampqa.errors import IndexError_, IndexLockedError, InputError
-from crampqa.indexing import BuildSummary, Progress, build_index, corpus_fingerprint
+from crampqa.embedding import Embedder, Encoder, get_embedder, load_query_encoder
+from crampqa.errors import REBUILD_HINT, IndexError_, IndexLockedError, InputError
+from crampqa.indexing import BuildSummary, build_index
 from crampqa.lexical import LexicalIndex
+from crampqa.manifest import IndexInputs, freshness
 from crampqa.results import ABSTAIN_MESSAGE, Answer, Highlight, RankedPassage
-from crampqa.retrieval import FUSIONS, Retriever, with_overrides
-from crampqa.store import (
-    P_CTX_END,
-    P_CTX_START,
-    P_DOC,
-    P_END,
-    P_HEAD_END,
-    P_HEAD_START,
-    P_START,
-    REBUILD_HINT,
-    IndexData,
-    current_version,
-    load_version,
-)
+from crampqa.retrieval import Candidate, Retriever, with_overrides
+from crampqa.store import IndexData, current_version, load_version
 
 
 def clean_question(question: object) -> str:
@@ -60,19 +51,6 @@ def clean_question(question: object) -> str:
         raise InputError(f"The question is {len(cleaned)} characters long; the limit is "
                          f"{MAX_QUESTION_CHARS}.")
     return cleaned
-
-
-def check_k(k: int) -> int:
-    """Validate the number of passages asked for."""
-    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
-        raise InputError(f"k must be a whole number from 1 to {MAX_K} (got {k!r}).")
-    return k
-
-
-def check_fusion(fusion: str | None) -> None:
-    """Validate a fusion override (None keeps the index's own)."""
-    if fusion is not None and fusion not in FUSIONS:
-        raise InputError(f"Unknown fusion '{fusion}' (choose {', '.join(FUSIONS)}).")
 
 
 class CrampQA:
@@ -115,7 +93,8 @@ class CrampQA:
         """Build or update the index of ``corpus_dir`` in ``index_dir``."""
         corpus = Path(corpus_dir) if corpus_dir else default_corpus_dir()
         index = Path(index_dir) if index_dir else default_index_dir()
-        return build_index(corpus, index, settings, embedder, progress, rebuild, wait_for_lock)
+        return build_index(corpus, index, settings=settings, embedder=embedder,
+                           progress=progress, rebuild=rebuild, wait_for_lock=wait_for_lock)
 
     @classmethod
     def open(
@@ -127,7 +106,7 @@ class CrampQA:
         settings: IndexSettings | None = None,
         progress: Progress | None = None,
         embedder: Embedder | None = None,
-        query_encoder: Embedder | None = None,
+        query_encoder: Encoder | None = None,
     ) -> CrampQA:
         """Open an index, building it first when it is missing or stale.
 
@@ -147,9 +126,13 @@ class CrampQA:
         else:
             data = load_version(folder)
             if corpus is None:
-                recorded = Path(data.manifest.get("corpus", {}).get("dir", ""))
-                corpus = recorded if recorded.is_dir() else None
-            reason = stale_reason(data, corpus, settings or IndexSettings(), embedder)
+                recorded = Path(data.manifest.corpus.dir)
+                corpus = recorded if data.manifest.corpus.dir and recorded.is_dir() else None
+            wanted = settings or IndexSettings()
+            verdict = freshness(data.manifest, IndexInputs(
+                wanted, embedder or get_embedder(wanted.model),
+                CorpusState(corpus) if corpus is not None else None))
+            reason = verdict.reason if verdict.needs_build else None
         if reason is not None:
             if corpus is None:
                 raise IndexError_(f"No index in {index} and no corpus to build it from; "
@@ -157,9 +140,9 @@ class CrampQA:
             if not auto_build:
                 raise IndexError_(f"The index in {index} needs building ({reason}); "
                                   "run `crampqa index`.")
-            require_corpus_dir(corpus)
             try:
-                summary = build_index(corpus, index, settings, embedder, progress)
+                summary = build_index(corpus, index, settings=settings, embedder=embedder,
+                                      progress=progress)
             except IndexLockedError:
                 if folder is None:
                     raise
@@ -183,7 +166,7 @@ class CrampQA:
     def ask(
         self,
         question: str,
-        k: int = 3,
+        k: int = DEFAULT_K,
         *,
         fusion: str | None = None,
         rescore: bool | None = None,
@@ -192,9 +175,6 @@ class CrampQA:
         """The top ``k`` passages for ``question``, verbatim, or an abstention."""
         text = clean_question(question)
         k = check_k(k)
-        check_fusion(fusion)
-        if abstain_threshold is not None and not -1.0 <= abstain_threshold <= 1.0:
-            raise InputError("The abstention threshold must lie between -1 and 1.")
         settings = with_overrides(self.retrieval_settings, fusion=fusion, rescore=rescore,
                                   abstain_threshold=abstain_threshold)
         ranking = self.retriever.rank(text, k, settings)
@@ -224,7 +204,6 @@ class CrampQA:
         Used for document-level evaluation (BEIR); ``passages`` candidates are ranked.
         """
         text = clean_question(question)
-        check_fusion(fusion)
         settings = with_overrides(
             self.retrieval_settings, fusion=fusion, rescore=rescore,
             dense_candidates=max(passages, self.retrieval_settings.dense_candidates),
@@ -233,36 +212,35 @@ class CrampQA:
         ranking = self.retriever.rank(text, passages, settings, diversify=False)
         best: dict[str, float] = {}
         for cand in ranking.candidates:
-            doc_id = self.data.documents[int(self.data.passages[cand.row][P_DOC])].doc_id
+            doc_id = self.data.passages.doc(cand.row).doc_id
             if doc_id not in best:
                 best[doc_id] = float(cand.score)
             if len(best) >= k:
                 break
         return list(best.items())
 
-    def _present(self, rank: int, cand: Any, weak: bool) -> RankedPassage:
-        row = self.data.passages[cand.row]
-        doc = self.data.documents[int(row[P_DOC])]
-        start, end = int(row[P_START]), int(row[P_END])
-        hs, he = int(row[P_HEAD_START]), int(row[P_HEAD_END])
-        cs, ce = int(row[P_CTX_START]), int(row[P_CTX_END])
+    def _present(self, rank: int, cand: Candidate, weak: bool) -> RankedPassage:
+        table = self.data.passages
+        doc = table.doc(cand.row)
+        start, end = table.span(cand.row)
+        heading, context = table.heading(cand.row), table.context(cand.row)
         return RankedPassage(
             rank=rank,
             doc_id=doc.doc_id,
-            source_id=f"{doc.doc_id}#{start}-{end}",
+            source_id=table.source_id(cand.row),
             title=doc.title,
             start=start,
             end=end,
             score=round(float(cand.score), 6),
-            text=doc.text[start:end],
-            kind=self.data.kind(cand.row),
+            text=table.text(cand.row),
+            kind=table.kind(cand.row),
             highlights=tuple(Highlight(s, e) for s, e in self.retriever.highlights(cand)),
-            heading=doc.text[hs:he] if hs >= 0 else None,
-            heading_start=hs if hs >= 0 else None,
-            heading_end=he if hs >= 0 else None,
-            context=doc.text[cs:ce] if cs >= 0 else None,
-            context_start=cs if cs >= 0 else None,
-            context_end=ce if cs >= 0 else None,
+            heading=heading.text if heading else None,
+            heading_start=heading.start if heading else None,
+            heading_end=heading.end if heading else None,
+            context=context.text if context else None,
+            context_start=context.start if context else None,
+            context_end=context.end if context else None,
             weak=weak,
         )
 
@@ -284,12 +262,12 @@ class CrampQA:
 
     @property
     def manifest(self) -> dict[str, Any]:
-        """The opened index's manifest."""
-        return self.data.manifest
+        """The opened index's manifest, as the JSON object of its ``manifest.json``."""
+        return self.data.manifest.to_json()
 
 
-def _retriever(data: IndexData, encoder: Embedder | None) -> Retriever:
-    model = data.manifest["model"]["name"]
+def _retriever(data: IndexData, encoder: Encoder | None) -> Retriever:
+    model = data.manifest.model.name
     if encoder is None:
         encoder = load_query_encoder(data.folder / "encoder", model)
     try:
@@ -298,39 +276,6 @@ def _retriever(data: IndexData, encoder: Embedder | None) -> Retriever:
         raise IndexError_(f"The BM25 index in {data.folder} is damaged ({exc}); "
                           f"{REBUILD_HINT}.") from None
     dense = DenseIndex.load(data.folder / "dense.faiss")
-    if dense.size != data.passages.shape[0] or lexical.size != data.passages.shape[0]:
+    if dense.size != len(data.passages) or lexical.size != len(data.passages):
         raise IndexError_(f"The index in {data.folder} is inconsistent; {REBUILD_HINT}.")
     return Retriever(data, encoder, lexical, dense)
-
-
-def stale_reason(
-    data: IndexData,
-    corpus: Path | None,
-    settings: IndexSettings,
-    embedder: Embedder | None = None,
-) -> str | None:
-    """Why an index no longer matches its corpus, model or settings (None if it does)."""
-    key = data.manifest.get("content_key", {})
-    if key.get("model") != settings.model and embedder is None:
-        return "the model changed"
-    if key.get("chunk") != settings.content_key()["chunk"]:
-        return "the chunker settings changed"
-    if embedder is None and not str(key.get("weights_sha256", "")).startswith("fake:"):
-        from crampqa.embedding import model_path, weights_stat
-
-        stat = data.manifest["model"].get("weights_stat")
-        if stat != weights_stat(model_path()):
-            from crampqa.embedding import weights_sha256
-
-            if key.get("weights_sha256") != weights_sha256():
-                return "the model weights changed"
-    if corpus is None:
-        return None
-    require_corpus_dir(corpus)
-    if corpus_fingerprint(corpus) == data.manifest["corpus"].get("fingerprint"):
-        return None
-    report = read_corpus(corpus)
-    now = {d.doc_id: d.sha256 for d in report.documents}
-    if now != data.manifest["corpus"].get("documents"):
-        return "the corpus changed"
-    return None

@@ -8,6 +8,9 @@ prints tracebacks for user mistakes.
 
 from __future__ import annotations
 
+#: How every message about an unusable index ends.
+REBUILD_HINT = "run `crampqa index --rebuild`"
+
 
 class CrampQAError(Exception):
     """Base class: a clear, one-line, user-facing failure."""

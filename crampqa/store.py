@@ -9,7 +9,8 @@ Layout of an index root (``indexes/default``)::
                              per-file SHA-256 and sizes
         dense.faiss          FAISS index of passage embeddings (faiss.write_index)
         embeddings.npy       passage embeddings, float32 (n, d)
-        passages.npy         int64 (n, 8): doc, start, end, kind, heading span, context span
+        passages.npy         int64 (n, 8), read through PassageTable: doc, start, end,
+                             kind, heading span, context span
         sentences.npy        int64 (m, 3): passage, start, end
         sentence_embeddings.npy  float32 (m, d)
         documents.jsonl      doc_id, title, path, url, sha256 and the decoded text
@@ -25,34 +26,157 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
-from crampqa.chunking import KINDS
+from crampqa.chunking import KINDS, Chunk
 from crampqa.config import IndexSettings
-from crampqa.corpus import Document
-from crampqa.errors import IndexError_, IndexLockedError
+from crampqa.corpus import Document, sha256_file
+from crampqa.errors import REBUILD_HINT, IndexError_, IndexLockedError
+from crampqa.manifest import MANIFEST, Manifest
 
-FORMAT_VERSION = 1
 CURRENT_FILE = "CURRENT"
 LOCK_FILE = ".lock"
-MANIFEST = "manifest.json"
-REBUILD_HINT = "run `crampqa index --rebuild`"
 #: Files up to this size are hashed whenever an index is opened; larger ones (the ONNX
 #: model, big arrays) only with a full verification (`crampqa info --verify`).
 FULL_HASH_MAX = 4 << 20
 
-# columns of passages.npy
-P_DOC, P_START, P_END, P_KIND, P_HEAD_START, P_HEAD_END, P_CTX_START, P_CTX_END = range(8)
+
+@dataclass(frozen=True)
+class Excerpt:
+    """A verbatim slice of a document: ``text == document_text[start:end]``."""
+
+    start: int
+    end: int
+    text: str
+
+
+class PassageTable:
+    """The passages of an index version: one int64 row each, over the stored documents.
+
+    Columns: document number, passage start and end, kind, heading span and context
+    span (a table row's header row); an absent span is ``(-1, -1)``. Only this class
+    knows the column order; everything else asks it by name.
+    """
+
+    COLUMNS = ("doc", "start", "end", "kind", "heading_start", "heading_end",
+               "context_start", "context_end")
+    _DOC, _START, _END, _KIND, _HEAD_START, _HEAD_END, _CTX_START, _CTX_END = range(8)
+
+    def __init__(self, array: NDArray[np.int64], documents: Sequence[Document]) -> None:
+        self.array = array
+        self.documents = documents
+
+    @classmethod
+    def from_rows(cls, rows: list[list[int]], documents: Sequence[Document]) -> PassageTable:
+        """A table from rows made by :meth:`chunk_row` or :meth:`moved_row`."""
+        array = np.asarray(rows, dtype=np.int64).reshape(-1, len(cls.COLUMNS))
+        return cls(array, documents)
+
+    @classmethod
+    def chunk_row(cls, doc: int, chunk: Chunk) -> list[int]:
+        """The row of a chunk of document number ``doc``."""
+        head = chunk.heading or (-1, -1)
+        ctx = chunk.context or (-1, -1)
+        return [doc, chunk.start, chunk.end, KINDS.index(chunk.kind), head[0], head[1],
+                ctx[0], ctx[1]]
+
+    def moved_row(self, row: int, doc: int) -> list[int]:
+        """Passage ``row`` as a row of document number ``doc`` (same spans)."""
+        values = [int(x) for x in self.array[row]]
+        values[self._DOC] = doc
+        return values
+
+    def __len__(self) -> int:
+        return int(self.array.shape[0])
+
+    def is_well_formed(self) -> bool:
+        """Right shape, and every row points at a stored document."""
+        array = self.array
+        if array.ndim != 2 or array.shape[1] != len(self.COLUMNS):
+            return False
+        docs = array[:, self._DOC]
+        return not len(docs) or (int(docs.min()) >= 0 and int(docs.max()) < len(self.documents))
+
+    # ---- columns, for vectorised code -------------------------------------------------
+    @property
+    def docs(self) -> NDArray[np.int64]:
+        """Document number of every passage."""
+        return self.array[:, self._DOC]
+
+    @property
+    def kinds(self) -> NDArray[np.int64]:
+        """Kind number (an index into :data:`crampqa.chunking.KINDS`) of every passage."""
+        return self.array[:, self._KIND]
+
+    def rows_by_doc(self) -> list[NDArray[np.intp]]:
+        """For each document number, its passage rows in order."""
+        order = np.argsort(self.docs, kind="stable")
+        bounds = np.searchsorted(self.docs[order], np.arange(len(self.documents) + 1))
+        return [order[bounds[i] : bounds[i + 1]] for i in range(len(self.documents))]
+
+    # ---- one passage ------------------------------------------------------------------
+    def doc_number(self, row: int) -> int:
+        """The document number of passage ``row``."""
+        return int(self.array[row, self._DOC])
+
+    def doc(self, row: int) -> Document:
+        """The document passage ``row`` comes from."""
+        return self.documents[self.doc_number(row)]
+
+    def span(self, row: int) -> tuple[int, int]:
+        """Start and end offsets of passage ``row`` in its document."""
+        values = self.array[row]
+        return int(values[self._START]), int(values[self._END])
+
+    def kind(self, row: int) -> str:
+        """Passage kind name (text, list or table_row)."""
+        return KINDS[int(self.array[row, self._KIND])]
+
+    def text(self, row: int) -> str:
+        """Verbatim text of passage ``row``."""
+        start, end = self.span(row)
+        return self.doc(row).text[start:end]
+
+    def _excerpt(self, row: int, column: int) -> Excerpt | None:
+        start, end = int(self.array[row, column]), int(self.array[row, column + 1])
+        return Excerpt(start, end, self.doc(row).text[start:end]) if start >= 0 else None
+
+    def heading(self, row: int) -> Excerpt | None:
+        """The section heading of passage ``row``, if it has one."""
+        return self._excerpt(row, self._HEAD_START)
+
+    def context(self, row: int) -> Excerpt | None:
+        """The header row of the table that passage ``row`` belongs to, if any."""
+        return self._excerpt(row, self._CTX_START)
+
+    def source_id(self, row: int) -> str:
+        """The citation of passage ``row``: ``doc_id#start-end``."""
+        start, end = self.span(row)
+        return f"{self.doc(row).doc_id}#{start}-{end}"
+
+    def indexed_text(self, row: int) -> str:
+        """What the model and BM25 see for a passage: its heading and table header, then
+        the passage. Shown text stays the bare verbatim slice."""
+        parts = [e.text for e in (self.heading(row), self.context(row)) if e is not None]
+        parts.append(self.text(row))
+        return "\n".join(parts)
+
+    def overlaps(self, a: int, b: int) -> bool:
+        """Whether passages ``a`` and ``b`` share characters of the same document."""
+        if self.doc_number(a) != self.doc_number(b):
+            return False
+        (a_start, a_end), (b_start, b_end) = self.span(a), self.span(b)
+        return a_start < b_end and b_start < a_end
 
 
 @dataclass
@@ -60,37 +184,18 @@ class IndexData:
     """Everything an index version holds, in memory or memory-mapped."""
 
     folder: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     documents: list[Document]
-    passages: np.ndarray
+    passages: PassageTable
     sentences: np.ndarray
     embeddings: np.ndarray
     sentence_embeddings: np.ndarray
-    dense: Any = None  # faiss.Index
     doc_index: dict[str, int] = field(default_factory=dict)
 
     @property
     def settings(self) -> IndexSettings:
         """The settings the index was built with."""
-        return IndexSettings.from_dict(self.manifest["settings"])
-
-    def passage_text(self, row: int) -> str:
-        """Verbatim text of passage ``row``."""
-        p = self.passages[row]
-        return self.documents[int(p[P_DOC])].text[int(p[P_START]) : int(p[P_END])]
-
-    def kind(self, row: int) -> str:
-        """Passage kind name (text, list or table_row)."""
-        return KINDS[int(self.passages[row][P_KIND])]
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return self.manifest.settings
 
 
 def current_version(root: Path) -> Path | None:
@@ -193,13 +298,11 @@ def checksums(folder: Path) -> dict[str, dict[str, Any]]:
     return result
 
 
-def commit_version(root: Path, tmp: Path, manifest: dict[str, Any]) -> Path:
+def commit_version(root: Path, tmp: Path, manifest: Manifest) -> Path:
     """Finish a version: manifest with checksums, fsync, rename, swap ``CURRENT``."""
-    manifest = dict(manifest)
     final = root / tmp.name.removeprefix(".tmp-")
     with _writing(root):
-        manifest["files"] = checksums(tmp)
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), "utf-8")
+        manifest.with_files(checksums(tmp)).dump(tmp)
         _fsync_tree(tmp)
         os.replace(tmp, final)
         pointer_tmp = root / f".{CURRENT_FILE}.{os.getpid()}"
@@ -257,11 +360,6 @@ def _fsync_tree(folder: Path) -> None:
     _fsync_dir(folder)
 
 
-#: Top-level manifest entries and the JSON type each must have.
-MANIFEST_SCHEMA: dict[str, type] = {
-    "model": dict, "settings": dict, "content_key": dict, "corpus": dict, "counts": dict,
-    "files": dict,
-}
 #: Files every version must list in its manifest (everything load_version reads itself).
 REQUIRED_FILES = ("documents.jsonl", "passages.npy", "sentences.npy", "embeddings.npy",
                   "sentence_embeddings.npy", "dense.faiss", "bm25/size.json",
@@ -269,44 +367,7 @@ REQUIRED_FILES = ("documents.jsonl", "passages.npy", "sentences.npy", "embedding
                   "bm25/indices.csc.index.npy", "bm25/indptr.csc.index.npy")
 
 
-def read_manifest(folder: Path) -> dict[str, Any]:
-    """The manifest of a version folder, checked for format version and shape."""
-    path = folder / MANIFEST
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise IndexError_(f"The index in {folder} has no manifest; {REBUILD_HINT}.") from None
-    except PermissionError as exc:
-        raise IndexError_(f"Cannot read {path}: {exc.strerror}; check the folder's "
-                          "permissions.") from None
-    except (OSError, ValueError):
-        raise IndexError_(f"The index manifest {path} is damaged; {REBUILD_HINT}.") from None
-    if not isinstance(manifest, dict) or "format_version" not in manifest:
-        raise IndexError_(f"The index manifest {path} is damaged; {REBUILD_HINT}.")
-    version = manifest["format_version"]
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise IndexError_(f"The index manifest {path} is damaged (format_version is "
-                          f"{json.dumps(version)[:40]}, not a whole number); {REBUILD_HINT}.")
-    if version > FORMAT_VERSION:
-        raise IndexError_(
-            f"The index in {folder} was written by a newer crampqa (format {version}, "
-            f"this one reads {FORMAT_VERSION}); upgrade crampqa or {REBUILD_HINT}."
-        )
-    if version < FORMAT_VERSION:
-        raise IndexError_(
-            f"The index in {folder} uses old format {version}; {REBUILD_HINT}."
-        )
-    bad = [key for key, kind in MANIFEST_SCHEMA.items() if not isinstance(manifest.get(key), kind)]
-    if bad or not isinstance(manifest["model"].get("name"), str) \
-            or not isinstance(manifest["corpus"].get("documents"), dict) \
-            or not all(isinstance(manifest["settings"].get(part, {}), dict)
-                       for part in ("chunk", "retrieval")):
-        raise IndexError_(f"The index manifest {path} is damaged ({', '.join(bad) or 'model'} "
-                          f"missing or malformed); {REBUILD_HINT}.")
-    return manifest
-
-
-def verify_files(folder: Path, manifest: dict[str, Any], full: bool = False) -> None:
+def verify_files(folder: Path, manifest: Manifest, full: bool = False) -> None:
     """Check every file the manifest lists: present, same size and, with ``full``
     or for small files, same SHA-256. Large files are hashed only with ``full``.
 
@@ -314,8 +375,8 @@ def verify_files(folder: Path, manifest: dict[str, Any], full: bool = False) -> 
     outside the folder, a required file the manifest does not list, and any file the
     manifest does not list (a planted pickle, say; nothing here is ever unpickled).
     """
-    files = manifest.get("files")
-    if not isinstance(files, dict) or not files:
+    files = manifest.files
+    if not files:
         raise IndexError_(f"The index manifest in {folder} lists no files; {REBUILD_HINT}.")
     missing = [name for name in REQUIRED_FILES if name not in files]
     if missing:
@@ -354,7 +415,7 @@ def verify_files(folder: Path, manifest: dict[str, Any], full: bool = False) -> 
 
 def load_version(folder: Path, verify_full: bool = False) -> IndexData:
     """Open a version folder: check the manifest and files, memory-map the arrays."""
-    manifest = read_manifest(folder)
+    manifest = Manifest.load(folder)
     verify_files(folder, manifest, full=verify_full)
     try:
         documents = []
@@ -376,23 +437,21 @@ def load_version(folder: Path, verify_full: bool = False) -> IndexData:
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise IndexError_(f"The index in {folder} cannot be read ({exc}); {REBUILD_HINT}.") \
             from None
-    data = IndexData(folder, manifest, documents, **arrays)
+    passages = PassageTable(arrays.pop("passages"), documents)
+    data = IndexData(folder, manifest, documents, passages, **arrays)
     data.doc_index = {doc.doc_id: i for i, doc in enumerate(documents)}
     _check_shapes(data)
     return data
 
 
 def _check_shapes(data: IndexData) -> None:
-    n = data.passages.shape[0]
+    n = len(data.passages) if data.passages.array.ndim == 2 else -1
     ok = (
-        data.passages.ndim == 2 and data.passages.shape[1] == 8
+        data.passages.is_well_formed()
         and data.embeddings.shape[0] == n
         and data.sentences.ndim == 2 and data.sentences.shape[1] == 3
         and data.sentence_embeddings.shape[0] == data.sentences.shape[0]
-        and data.manifest["counts"].get("passages") == n
+        and data.manifest.passages == n
     )
     if not ok:
-        raise IndexError_(f"The index in {data.folder} is inconsistent; {REBUILD_HINT}.")
-    if n and (data.passages[:, P_DOC].max() >= len(data.documents)
-              or data.passages[:, P_DOC].min() < 0):
         raise IndexError_(f"The index in {data.folder} is inconsistent; {REBUILD_HINT}.")

@@ -1,4 +1,4 @@
-"""Shared fixtures: a fake embedder for fast unit tests, and a real index built once."""
+"""Shared fixtures: fake embedders for fast unit tests, and a real index built once."""
 
 from __future__ import annotations
 
@@ -9,13 +9,17 @@ import re
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 
 from crampqa import CrampQA
-from crampqa.config import PROJECT_ROOT
-from crampqa.embedding import EMBEDDERS
+from crampqa.config import MODEL_NAME, PROJECT_ROOT
+from crampqa.embedding import EMBEDDERS, ModelIdentity
+
+if TYPE_CHECKING:
+    from tests.support import Crampqa
 
 CORPUS = PROJECT_ROOT / "corpus"
 FAKE_MODEL = "fake-hash-embedder"
@@ -37,8 +41,38 @@ class FakeEmbedder:
         out /= np.linalg.norm(out, axis=1, keepdims=True)
         return out
 
+    def identity(self, known: ModelIdentity | None = None) -> ModelIdentity:
+        """Its name, and a stand-in for a weights hash (it has no weights)."""
+        return ModelIdentity(self.name, hashlib.sha256(f"fake {self.name}".encode()).hexdigest())
+
+
+class FakeDefaultEmbedder(FakeEmbedder):
+    """The fake embedder standing in for the default model (same name, fake weights),
+    remembering every text it was asked to embed."""
+
+    name = MODEL_NAME
+    seen: list[str] = []  # noqa: RUF012 - shared on purpose: the CLI makes its own instance
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        FakeDefaultEmbedder.seen.extend(texts)
+        return super().encode(texts, batch_size)
+
 
 EMBEDDERS[FAKE_MODEL] = FakeEmbedder
+
+
+@pytest.fixture
+def fake_default_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default model name maps to :class:`FakeDefaultEmbedder` (nothing loads the real
+    model), its record of embedded texts starts empty, and no CRAMPQA_* variable leaks in."""
+    # test modules import this file as tests.conftest and pytest as conftest: register
+    # the class the tests see, so that `FakeDefaultEmbedder.seen` is one list
+    from tests.conftest import FakeDefaultEmbedder as embedder
+
+    embedder.seen = []
+    monkeypatch.setitem(EMBEDDERS, MODEL_NAME, embedder)
+    for name in ("CRAMPQA_CORPUS", "CRAMPQA_INDEX", "CRAMPQA_DEBUG"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
@@ -89,3 +123,45 @@ def run_main(*args: str | Path) -> tuple[int, str, str]:
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
     return code, out.getvalue(), err.getvalue()
+
+
+# ---- an index of the real corpus built with the fake embedder, free to damage ----------
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The real corpus (a copy) and its index, built once with the fake embedder."""
+    root = tmp_path_factory.mktemp("fake-index")
+    corpus = root / "corpus"
+    shutil.copytree(CORPUS, corpus)
+    CrampQA.build(corpus, root / "index", embedder=FakeDefaultEmbedder())
+    return corpus, root / "index"
+
+
+@pytest.fixture
+def corpus(base: tuple[Path, Path]) -> Path:
+    """The corpus of ``base`` (do not modify: use ``corpus_copy`` for that)."""
+    return base[0]
+
+
+@pytest.fixture
+def index(base: tuple[Path, Path], tmp_path: Path) -> Path:
+    """A private copy of the base index, free to damage."""
+    target = tmp_path / "index"
+    shutil.copytree(base[1], target, symlinks=True)
+    return target
+
+
+@pytest.fixture(scope="module")
+def module_qa(base: tuple[Path, Path]) -> CrampQA:
+    return CrampQA.open(base[0], base[1], auto_build=False, embedder=FakeDefaultEmbedder())
+
+
+@pytest.fixture
+def sub(tmp_path: Path) -> Iterator[Crampqa]:
+    """``crampqa`` in a subprocess, with the fake embedder and an optional gate."""
+    from tests.support import Crampqa  # imported here: tests.support imports this file
+
+    helper = Crampqa(tmp_path)
+    yield helper
+    helper.release()  # never leave a gated process waiting

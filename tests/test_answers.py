@@ -131,7 +131,7 @@ def test_sentence_features_equal_a_per_passage_computation(
         assert (passage_of == victim).any()
         passage_of[passage_of == victim] = victim - 1
     monkeypatch.setattr(retriever, "_sentence_passage", passage_of)
-    every = int(data.passages.shape[0])
+    every = len(data.passages)
     settings = with_overrides(real_qa.retrieval_settings, dense_candidates=every,
                               lexical_candidates=every)
     for question in ("why do my calves cramp at night", "foods high in potassium"):
@@ -147,7 +147,7 @@ def test_sentence_features_equal_a_per_passage_computation(
                 sims = block @ query
                 want = (float(sims.max()), float(np.sort(sims)[-2:].mean()),
                         float((block @ expanded).max()))
-            if data.kind(cand.row) == "table_row":
+            if data.passages.kind(cand.row) == "table_row":
                 want = (max(want[0], cand.dense), max(want[1], cand.dense),
                         max(want[2], cand.dense_expanded))
             assert cand.sentence_rows == list(range(lo, hi))

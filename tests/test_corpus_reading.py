@@ -25,7 +25,7 @@ from crampqa.config import MODEL_NAME, max_file_bytes
 from crampqa.corpus import html_to_text, read_corpus, unique_ids
 from crampqa.embedding import EMBEDDERS
 from crampqa.errors import CorpusError, InputError
-from crampqa.indexing import corpus_fingerprint
+from crampqa.corpus import corpus_fingerprint
 from tests.conftest import FakeEmbedder, run_main
 
 QUESTION = "why do my calves cramp at night"

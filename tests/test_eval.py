@@ -110,11 +110,9 @@ def test_qrels_hold_every_passage_with_evidence(
     assert set(real_result.qrels) == {q.id for q in answerable}
     q = answerable[0]
     expected = set()
-    for row in range(real_qa.data.passages.shape[0]):
-        if contains_evidence(real_qa.data.passage_text(row), q.evidence):
-            p = real_qa.data.passages[row]
-            doc = real_qa.data.documents[int(p[0])].doc_id
-            expected.add(f"{doc}#{int(p[1])}-{int(p[2])}")
+    for row in range(len(real_qa.data.passages)):
+        if contains_evidence(real_qa.data.passages.text(row), q.evidence):
+            expected.add(real_qa.data.passages.source_id(row))
     assert expected and set(real_result.qrels[q.id]) == expected
 
 

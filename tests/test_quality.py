@@ -10,7 +10,6 @@ from crampqa.config import PROJECT_ROOT, RetrievalSettings
 from crampqa.evaluation.datasets import load_questions
 from crampqa.evaluation.runner import EvalResult, evaluate_questions
 from crampqa.lexical import expand_query
-from crampqa.retrieval import TABLE_ROW
 
 QUESTIONS = PROJECT_ROOT / "eval" / "questions.jsonl"
 
@@ -23,7 +22,7 @@ def default_result(real_qa: CrampQA) -> EvalResult:
 
 def test_index_carries_the_tuned_settings(real_qa: CrampQA) -> None:
     assert real_qa.retrieval_settings == RetrievalSettings()
-    assert real_qa.data.manifest["settings"]["retrieval"]["abstain_threshold"] == \
+    assert real_qa.data.manifest.settings.retrieval.abstain_threshold == \
         RetrievalSettings().abstain_threshold
 
 
@@ -60,7 +59,7 @@ def test_table_rows_are_scored_with_their_header_and_heading(real_qa: CrampQA) -
     ranking = real_qa.retriever.rank("is it possible to get too much magnesium from food", 84,
                                      real_qa.retrieval_settings, diversify=False)
     rows = [c for c in ranking.candidates
-            if int(real_qa.data.passages[c.row][3]) == TABLE_ROW]
+            if real_qa.data.passages.kind(c.row) == "table_row"]
     assert rows
     for cand in rows:
         assert cand.sentence >= cand.dense
@@ -132,7 +131,7 @@ def test_close_scores_prefer_another_article(real_qa: CrampQA) -> None:
     question = "who is most likely to be low in b12"
     plain = real_qa.retriever.rank(question, 3, settings, diversify=False).candidates
     diverse = real_qa.retriever.rank(question, 3, settings).candidates
-    doc = real_qa.data.passages[:, 0]
+    doc = real_qa.data.passages.docs
     assert len({int(doc[c.row]) for c in diverse}) > len({int(doc[c.row]) for c in plain})
     assert diverse[0].row == plain[0].row  # the best passage always stays first
     for cand in diverse[1:]:

@@ -134,7 +134,9 @@ def test_one_onnx_thread_gives_bit_identical_vectors(real_index: Path) -> None:
 
 
 def test_index_arrays_are_mapped_views_not_memmaps(real_qa: CrampQA) -> None:
-    for name in ("passages", "sentences", "embeddings", "sentence_embeddings"):
-        array = getattr(real_qa.data, name)
+    data = real_qa.data
+    arrays = {"passages": data.passages.array, "sentences": data.sentences,
+              "embeddings": data.embeddings, "sentence_embeddings": data.sentence_embeddings}
+    for name, array in arrays.items():
         assert type(array) is np.ndarray, name
         assert not array.flags.owndata and not array.flags.writeable, name

@@ -59,16 +59,16 @@ def test_changed_document_triggers_incremental_rebuild(corpus_copy, tmp_path,
     summary = qa.build_summary
     assert summary is not None
     assert (summary.added, summary.changed, summary.unchanged, summary.removed) == (1, 1, 3, 1)
-    texts = [qa.data.passage_text(r) for r in range(qa.data.passages.shape[0])]
+    texts = [qa.data.passages.text(r) for r in range(len(qa.data.passages))]
     assert any("Quinine was once used" in t for t in texts)
     # reused rows still point at the right text and vectors
     fresh = CrampQA.open(corpus_copy, tmp_path / "fresh", settings=fake_settings,
                          embedder=FakeEmbedder())
     assert sorted(texts) == sorted(
-        fresh.data.passage_text(r) for r in range(fresh.data.passages.shape[0]))
+        fresh.data.passages.text(r) for r in range(len(fresh.data.passages)))
     by_text = {t: qa.data.embeddings[i] for i, t in enumerate(texts)}
-    for r in range(fresh.data.passages.shape[0]):
-        np.testing.assert_allclose(by_text[fresh.data.passage_text(r)], fresh.data.embeddings[r])
+    for r in range(len(fresh.data.passages)):
+        np.testing.assert_allclose(by_text[fresh.data.passages.text(r)], fresh.data.embeddings[r])
 
 
 def test_chunker_change_forces_full_rebuild(corpus_copy, tmp_path, fake_settings) -> None:
@@ -99,7 +99,7 @@ def test_failed_build_leaves_previous_index(corpus_copy, tmp_path, fake_settings
                       embedder=FakeEmbedder())
     assert current_version(tmp_path / "i") == before
     assert not list((tmp_path / "i").glob(".tmp-*"))
-    assert load_version(before).passages.shape == qa.data.passages.shape
+    assert load_version(before).passages.array.shape == qa.data.passages.array.shape
 
 
 @pytest.mark.parametrize("name", ["passages.npy", "documents.jsonl", "dense.faiss",

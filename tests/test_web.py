@@ -34,6 +34,7 @@ from crampqa.web.app import (
 )
 from crampqa.web.cache import AnswerCache, AnswerKey
 from crampqa.web.launch import ServerStartError, running_server
+from crampqa.web.service import AskRequest
 from tests.conftest import CORPUS, FakeEmbedder
 
 BASE = "http://127.0.0.1:8765"
@@ -325,7 +326,7 @@ def test_new_index_version_empties_the_cache(
 
 def test_answer_cache_is_bounded() -> None:
     def key(n: int, version: str = "v1") -> AnswerKey:
-        return AnswerKey(version, f"question {n}", 3)
+        return AnswerKey(version, AskRequest(f"question {n}", 3))
 
     cache = AnswerCache(max_entries=2, max_bytes=10)
     for n in range(3):
@@ -444,7 +445,7 @@ def test_health(client: TestClient, real_qa: CrampQA, real_index: Path) -> None:
     assert data == {
         "status": "ok",
         "documents": len(real_qa.sources()),
-        "passages": int(real_qa.data.passages.shape[0]),
+        "passages": len(real_qa.data.passages),
         "index": real_qa.data.folder.name,
     }
     assert (real_index / data["index"]).is_dir()

@@ -242,7 +242,7 @@ def paired_randomization_test(
         patterns = np.arange(2**n, dtype=np.int64)[:, None] >> np.arange(n, dtype=np.int64)
         signs = (patterns & 1).astype(np.float64) * 2.0 - 1.0
         extreme = int(np.count_nonzero(np.abs(signs @ diff) >= observed - tol))
-        return extreme / 2**n
+        return float(extreme / 2**n)
 
     rng = np.random.default_rng(seed)
     block = max(1, _BLOCK_CELLS // n)

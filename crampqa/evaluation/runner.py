@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crampqa.config import MAX_K, PROJECT_ROOT
+from crampqa.config import MAX_K, PROJECT_ROOT, Progress, check_k
 from crampqa.errors import EvalError, InputError
 from crampqa.evaluation.datasets import (
     BeirSet,
@@ -50,9 +50,6 @@ from crampqa.evaluation.metrics import (
 
 if TYPE_CHECKING:
     from crampqa.engine import CrampQA
-
-Progress = Callable[[str, int, int], None]
-"""``(stage, done, total)``, the same callback index builds report to."""
 
 DEFAULT_CONFIG = "default"
 
@@ -216,10 +213,10 @@ def _first_relevant(ids: Sequence[str], judged: dict[str, int]) -> int | None:
 
 
 def _check_k(k: int, limit_k: int | None = MAX_K) -> int:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1 or (limit_k and k > limit_k):
-        top = f" to {limit_k}" if limit_k else " or more"
-        raise EvalError(f"k must be a whole number from 1{top} (got {k!r}).")
-    return k
+    try:
+        return check_k(k, limit_k)
+    except InputError as exc:
+        raise EvalError(exc.message) from None
 
 
 def _check_limit(limit: int | None) -> int | None:
@@ -290,16 +287,9 @@ def question_qrels(qa: CrampQA, questions: Sequence[Question]) -> Qrels:
     :func:`~crampqa.evaluation.datasets.contains_evidence`'s, with the passages
     normalised once.
     """
-    from crampqa.store import P_DOC, P_END, P_START
-
-    data = qa.data
-    ids: list[str] = []
-    texts: list[str] = []
-    for row in range(data.passages.shape[0]):
-        p = data.passages[row]
-        doc_id = data.documents[int(p[P_DOC])].doc_id
-        ids.append(f"{doc_id}#{int(p[P_START])}-{int(p[P_END])}")
-        texts.append(normalize_for_match(data.passage_text(row)))
+    table = qa.data.passages
+    ids = [table.source_id(row) for row in range(len(table))]
+    texts = [normalize_for_match(table.text(row)) for row in range(len(table))]
     qrels: Qrels = {}
     for q in questions:
         if not q.answerable:

@@ -9,34 +9,43 @@ Questions are answered in arrival order by a small pool of engine threads (one p
 by default; the query encoder and FAISS release the GIL, and an ask only reads the opened
 index); the event loop only validates requests and sends bytes, so it is never blocked by
 an ask. The JSON of each answer is rendered once and kept in a bounded
-:class:`AnswerCache` keyed by index version, cleaned question and ``k``, so a repeated
-question costs no engine time; identical questions that arrive while one is being answered
-share that answer.
+:class:`AnswerCache` keyed by index version and :class:`AskRequest` (cleaned question and
+``k``), so a repeated question costs no engine time; identical questions that arrive while
+one is being answered share that answer. :class:`AnswerService` holds the pool and the
+cache; this module holds the HTTP side.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, MutableMapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, FastAPI, Query, Request
+from fastapi import Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
-from starlette.datastructures import Headers, MutableHeaders, QueryParams
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from crampqa.config import MAX_K, MAX_QUESTION_CHARS
-from crampqa.engine import CrampQA, check_k, clean_question
+from crampqa.config import DEFAULT_K, MAX_K, MAX_QUESTION_CHARS
+from crampqa.engine import CrampQA
 from crampqa.errors import BadHost, CrampQAError, InputError, RequestTooLarge
-from crampqa.web.cache import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, AnswerCache, AnswerKey
+from crampqa.web.cache import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, AnswerCache
+from crampqa.web.service import (
+    ASK_PARAMS,
+    K_MESSAGE,
+    AnswerService,
+    AskRequest,
+    parse_ask,
+    render_json,
+)
+
+__all__ = ["ASK_PARAMS", "AnswerService", "AskRequest", "create_app", "parse_ask",
+           "render_json"]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -44,10 +53,6 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 LOOPBACK_HOSTS: frozenset[str] = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
 #: The largest request body accepted; a question is at most MAX_QUESTION_CHARS characters.
 MAX_BODY_BYTES = 64 * 1024
-#: Parameters ``GET /api/ask`` understands; anything else is rejected.
-ASK_PARAMS = frozenset({"q", "question", "k"})
-#: Passages per answer when a request does not give ``k``.
-DEFAULT_K = 3
 #: Most engine threads started by default, whatever the number of CPUs.
 MAX_DEFAULT_ENGINE_THREADS = 8
 
@@ -100,19 +105,15 @@ class AskBody(BaseModel):
     q: str | None = Field(None, description=f"The question (at most {MAX_QUESTION_CHARS} "
                           "characters).", examples=["why do my calves cramp at night"])
     question: str | None = Field(None, description="Same as `q`; give one of the two.")
-    k: StrictInt = Field(DEFAULT_K, ge=1, le=MAX_K, description="How many passages to return.")
+    # the range is checked by AskRequest, as for GET; the schema only documents it
+    k: StrictInt = Field(DEFAULT_K, description="How many passages to return.",
+                         json_schema_extra={"minimum": 1, "maximum": MAX_K})
 
 
 def error_response(exc: CrampQAError) -> JSONResponse:
     """The one conversion of a crampqa error into an HTTP response."""
     return JSONResponse(exc.to_dict(), status_code=exc.http_status,
                         headers={"cache-control": "no-store"})
-
-
-def render_json(content: Any) -> bytes:
-    """JSON bytes exactly as :class:`JSONResponse` renders ``content``."""
-    return json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None,
-                      separators=(",", ":")).encode("utf-8")
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -127,7 +128,7 @@ def _validation_message(exc: RequestValidationError) -> str:
         if kind == "extra_forbidden":
             return f"Unknown field '{name}'; use 'q' (or 'question') and 'k'."
         if name == "k":
-            return f"k must be a whole number from 1 to {MAX_K}."
+            return K_MESSAGE
         if name in ("q", "question"):
             return f"'{name}' must be text of at most {MAX_QUESTION_CHARS} characters."
         return f"{name}: {err.get('msg', 'invalid value')}."
@@ -227,27 +228,6 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _only_ask_params(request: Request) -> None:
-    """Reject unknown or repeated query parameters on ``/api/ask``."""
-    params = request.query_params
-    for name in params:
-        if name not in ASK_PARAMS:
-            raise InputError(f"Unknown parameter '{name}'; use 'q' (or 'question') and 'k'.")
-        if len(params.getlist(name)) > 1:
-            raise InputError(f"The parameter '{name}' was given more than once.")
-
-
-def _pick_question(q: str | None, question: str | None) -> str:
-    """The question from ``q`` or ``question`` (exactly one of them)."""
-    if q is not None and question is not None:
-        raise InputError("Give the question as 'q' or 'question', not both.")
-    text = q if q is not None else question
-    if text is None:
-        raise InputError("The question is missing; send it as 'q', for example "
-                         "/api/ask?q=why+do+my+calves+cramp+at+night.")
-    return text
-
-
 def usable_cpus(cgroup_cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
     """CPUs this process may use: its affinity, lowered by a cgroup v2 CPU quota
     (a container limited to 2 CPUs on a large host counts 2)."""
@@ -287,56 +267,12 @@ def create_app(
     once (default: :func:`default_engine_threads`).
     """
     threads = default_engine_threads() if engine_threads is None else engine_threads
-    if threads < 1:
-        raise InputError("The number of engine threads must be at least 1.")
-    # A small pool, first come first served. The encoder (onnxruntime, one intra-op thread
-    # per call), FAISS and numpy release the GIL, so on N CPUs N asks run side by side;
-    # an ask only reads the opened index (tests/test_web.py checks that answers given
-    # side by side equal answers given one at a time). See docs/performance.md.
-    engine = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="crampqa-engine")
-    cache = AnswerCache(cache_entries, cache_bytes)
-
-    def compute(key: AnswerKey) -> bytes:
-        """Answer a claimed question on the engine thread and hand it to the cache."""
-        try:
-            body = render_json(qa.ask(key.question, k=key.k).to_dict())
-        except BaseException as exc:
-            cache.finish(key, None, exc)
-            raise
-        # an answer is stored only if the index version did not change while it was made
-        cache.finish(key, body, store=str(qa.data.folder) == key.version)
-        return body
-
-    def answer_key(question: str, k: int) -> AnswerKey:
-        """Everything the answer depends on; raises InputError for an unusable question."""
-        return AnswerKey(str(qa.data.folder), clean_question(question), check_k(k))
-
-    async def answer_bytes(question: str, k: int) -> bytes:
-        """The JSON of the answer: from the cache, shared with an identical request in
-        flight, or computed on the engine thread (the event loop only awaits it)."""
-        key = answer_key(question, k)
-        claimed = cache.claim(key)
-        if isinstance(claimed, bytes):
-            return claimed
-        pending: Future[bytes]
-        if claimed is None:
-            try:
-                pending = engine.submit(compute, key)
-            except BaseException as exc:
-                cache.finish(key, None, exc)
-                raise
-        else:
-            pending = claimed
-        # shielded: a client that goes away does not cancel work others may be waiting for
-        return await asyncio.shield(asyncio.wrap_future(pending))
+    service = AnswerService(qa, threads, AnswerCache(cache_entries, cache_bytes))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if warm_up:
-            # as many asks as threads, submitted together, start every engine thread
-            warm = [engine.submit(qa.ask, "leg cramps at night", k=1) for _ in range(threads)]
-            for done in warm:
-                done.result()
+            service.warm_up()
         yield
 
     app = FastAPI(
@@ -354,28 +290,18 @@ def create_app(
         debug=False,
     )
     app.state.qa = qa
-    app.state.answer_cache = cache
+    app.state.service = service
+    app.state.answer_cache = service.cache
     app.state.engine_threads = threads
-    def cached_answer(scope: Scope) -> bytes | None:
-        """The cached answer of a well-formed ``GET /api/ask``, or None (not cached, or
-        anything unusual about the request: the endpoint then validates it as usual)."""
-        if scope.get("method") != "GET" or scope.get("path") != "/api/ask":
-            return None
-        params = QueryParams(scope.get("query_string", b""))
-        names = params.keys()
-        if len(params.multi_items()) != len(names) or not names <= ASK_PARAMS:
-            return None
-        texts = [params[name] for name in ("q", "question") if name in params]
-        k_text = params.get("k", str(DEFAULT_K))
-        if len(texts) != 1 or not (k_text.isascii() and k_text.isdigit() and len(k_text) <= 3):
-            return None
-        try:
-            return cache.lookup(answer_key(texts[0], int(k_text)))
-        except InputError:  # k out of range or an unusable question
-            return None
-
     app.add_middleware(GuardMiddleware, allowed_hosts=allowed_hosts,
-                       cached_answer=cached_answer if cache_entries > 0 else None)
+                       cached_answer=service.cached if cache_entries > 0 else None)
+    _add_error_handlers(app)
+    _add_routes(app, service)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error reaches the client as ``{"error": ..., "message": ...}``."""
 
     @app.exception_handler(CrampQAError)
     async def crampqa_error(request: Request, exc: CrampQAError) -> JSONResponse:
@@ -396,31 +322,42 @@ def create_app(
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(INTERNAL_ERROR, status_code=500)
 
+
+#: ``GET /api/ask`` reads its query string itself (:func:`parse_ask`); this documents it.
+ASK_GET_PARAMETERS: list[dict[str, Any]] = [
+    {"name": "q", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": f"The question, at most {MAX_QUESTION_CHARS} characters."},
+    {"name": "question", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "Same as `q`."},
+    {"name": "k", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_K, "default": DEFAULT_K},
+     "description": "How many passages."},
+]
+
+
+def _add_routes(app: FastAPI, service: AnswerService) -> None:
+    """The JSON API, the page and its static files."""
+    qa = service.qa
     errors: dict[int | str, dict[str, Any]] = {
         422: {"model": ErrorBody, "description": "Unusable question or parameter."},
     }
 
-    async def answer(question: str, k: int) -> Response:
-        return Response(await answer_bytes(question, k), media_type="application/json")
+    async def answer(request: AskRequest) -> Response:
+        return Response(await service.answer(request), media_type="application/json")
 
     @app.get("/api/ask", tags=["ask"], responses=errors,
-             dependencies=[Depends(_only_ask_params)])
-    async def ask_get(
-        q: Annotated[str | None, Query(description="The question, at most "
-                                       f"{MAX_QUESTION_CHARS} characters.")] = None,
-        question: Annotated[str | None, Query(description="Same as `q`.")] = None,
-        k: Annotated[int, Query(ge=1, le=MAX_K, description="How many passages.")] = DEFAULT_K,
-    ) -> Response:
+             openapi_extra={"parameters": ASK_GET_PARAMETERS})
+    async def ask_get(request: Request) -> Response:
         """The top ``k`` passages for a question, verbatim, or an abstention.
 
         The body is exactly the object printed by ``crampqa ask --json``.
         """
-        return await answer(_pick_question(q, question), k)
+        return await answer(parse_ask(request.query_params))
 
     @app.post("/api/ask", tags=["ask"], responses=errors)
     async def ask_post(body: Annotated[AskBody, Body()]) -> Response:
         """Same as ``GET /api/ask``, with a JSON body ``{"q": ..., "k": ...}``."""
-        return await answer(_pick_question(body.q, body.question), body.k)
+        return await answer(AskRequest.of(body.q, body.question, body.k))
 
     @app.get("/api/health", tags=["service"])
     def health() -> dict[str, Any]:
@@ -428,7 +365,7 @@ def create_app(
         return {
             "status": "ok",
             "documents": len(qa.data.documents),
-            "passages": int(qa.data.passages.shape[0]),
+            "passages": len(qa.data.passages),
             "index": qa.data.folder.name,
         }
 
@@ -443,4 +380,3 @@ def create_app(
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8")
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    return app

@@ -14,6 +14,10 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from crampqa.web.service import AskRequest
 
 #: Default bounds: answers are 2-60 kB (k=3 is about 5 kB), so this holds thousands.
 DEFAULT_MAX_ENTRIES = 2048
@@ -22,11 +26,11 @@ DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 
 @dataclass(frozen=True)
 class AnswerKey:
-    """Everything an answer depends on: index version, cleaned question, parameters."""
+    """Everything an answer depends on: the index version and the request (cleaned
+    question and every parameter)."""
 
     version: str
-    question: str
-    k: int
+    request: AskRequest
 
 
 @dataclass
