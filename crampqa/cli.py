@@ -169,8 +169,12 @@ def ask(
     ] = None,
     threshold: Annotated[
         float | None,
-        typer.Option("--abstain-threshold", help="Confidence below which crampqa abstains."),
+        typer.Option("--abstain-threshold", help="Confidence below which crampqa abstains "
+                     "(the scorer's probability, 0-1; with --fast, the fusion confidence)."),
     ] = None,
+    fast: Annotated[
+        bool, typer.Option("--fast", help="Rank by fusion alone, without the answer scorer.")
+    ] = False,
 ) -> None:
     """Show the passages of the sources that best answer QUESTION, verbatim."""
     from crampqa.config import check_k
@@ -179,7 +183,8 @@ def ask(
     clean_question(question)  # bad input fails before any index work
     check_k(k)
     qa = _open(corpus, index, quiet=as_json)
-    answer = qa.ask(question, k=k, fusion=fusion, abstain_threshold=threshold)
+    answer = qa.ask(question, k=k, fusion=fusion, abstain_threshold=threshold,
+                    scorer=False if fast else None)
     if as_json:
         from crampqa.presentation import answer_json
 
@@ -266,8 +271,9 @@ def eval_(
     ],
     config: Annotated[
         str | None,
-        typer.Option("--config", help="One configuration: default (the index's settings), "
-                     "dense, bm25, hybrid or hybrid+rescore. Default: default."),
+        typer.Option("--config", help="One configuration: default (the index's settings: "
+                     "the answer scorer), fast (fusion without the scorer), dense, bm25, "
+                     "hybrid or hybrid+rescore. Default: default."),
     ] = None,
     configs: Annotated[
         str | None,
@@ -275,8 +281,8 @@ def eval_(
                      "'dense,hybrid+rescore'; the first is the baseline of the comparison."),
     ] = None,
     compare: Annotated[
-        bool, typer.Option("--compare", help="Run dense, bm25, hybrid, hybrid+rescore and "
-                           "default; dense is the baseline.")
+        bool, typer.Option("--compare", help="Run dense, bm25, hybrid, fast and default; "
+                           "dense is the baseline.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     report: Annotated[

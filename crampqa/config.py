@@ -108,11 +108,28 @@ class RetrievalSettings:
     abstain_threshold: float = 0.46
     confidence_depth: int = 3
     diversity_margin: float = 0.08  # close = within this much of the best remaining score
+    # the answer scorer (crampqa/scorer.py) reads the question with each of the top
+    # `scorer_candidates` fused passages and gives the probability that the passage
+    # answers. Order: fused score + scorer_weight · probability. Abstention: below
+    # `scorer_threshold` for (best probability among the top `confidence_depth`) + (the
+    # fusion confidence above - abstain_threshold). Weight and threshold were chosen on
+    # eval/dev.jsonl (docs/evaluation.md): on our articles a larger weight lowered hit@1,
+    # so the scorer mostly decides abstention. False: the fast mode, fusion alone.
+    scorer: bool = True
+    scorer_candidates: int = 12
+    scorer_weight: float = 0.05
+    scorer_threshold: float = 0.22
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fusion", Fusion.parse(self.fusion))
         if not -1.0 <= self.abstain_threshold <= 1.0:
             raise InputError("The abstention threshold must lie between -1 and 1.")
+        if not -1.0 <= self.scorer_threshold <= 2.0:
+            raise InputError("The abstention threshold must lie between -1 and 2.")
+        if isinstance(self.scorer_candidates, bool) or not isinstance(self.scorer_candidates,
+                                                                      int) \
+                or self.scorer_candidates < 1:
+            raise InputError("scorer_candidates must be a whole number of at least 1.")
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
+from crampqa.abstention import abstain_reason
 from crampqa.config import (
     DEFAULT_K,
     MAX_QUESTION_CHARS,
@@ -23,7 +24,7 @@ from crampqa.errors import REBUILD_HINT, IndexError_, IndexLockedError, InputErr
 from crampqa.indexing import BuildSummary, build_index
 from crampqa.lexical import LexicalIndex
 from crampqa.manifest import IndexInputs, freshness
-from crampqa.results import ABSTAIN_MESSAGE, Answer, Highlight, RankedPassage
+from crampqa.results import Answer, Highlight, RankedPassage
 from crampqa.retrieval import Candidate, Retriever, with_overrides
 from crampqa.store import IndexData, current_version, load_version
 
@@ -171,24 +172,44 @@ class CrampQA:
         fusion: str | None = None,
         rescore: bool | None = None,
         abstain_threshold: float | None = None,
+        scorer: bool | None = None,
     ) -> Answer:
-        """The top ``k`` passages for ``question``, verbatim, or an abstention."""
+        """The top ``k`` passages for ``question``, verbatim, or an abstention.
+
+        ``scorer=False`` is the fast mode (fusion only); ``abstain_threshold`` overrides
+        the threshold of the mode in use (the scorer's probability, or fusion's score).
+        """
         text = clean_question(question)
         k = check_k(k)
-        settings = with_overrides(self.retrieval_settings, fusion=fusion, rescore=rescore,
+        settings = self._settings(fusion=fusion, rescore=rescore, scorer=scorer,
                                   abstain_threshold=abstain_threshold)
         ranking = self.retriever.rank(text, k, settings)
         passages = [
             self._present(rank, cand, ranking.abstained)
             for rank, cand in enumerate(ranking.candidates, start=1)
         ]
+        reason = abstain_reason(text, [p.text for p in passages[:3]],
+                                self.retriever.lexical.unknown_words) \
+            if ranking.abstained else None
         return Answer(
             question=text,
             abstained=ranking.abstained,
             passages=passages,
             confidence=ranking.confidence,
-            message=ABSTAIN_MESSAGE if ranking.abstained else None,
+            message=reason.message if reason else None,
+            reason=reason.code if reason else None,
+            ranked_by=self.retriever.scorer.name if settings.scorer else "fusion",
         )
+
+    def _settings(self, *, abstain_threshold: float | None = None,
+                  **overrides: object) -> RetrievalSettings:
+        """The index's retrieval settings with per-question overrides applied."""
+        settings = with_overrides(self.retrieval_settings, **overrides)
+        if abstain_threshold is None:
+            return settings
+        if settings.scorer:
+            return with_overrides(settings, scorer_threshold=abstain_threshold)
+        return with_overrides(settings, abstain_threshold=abstain_threshold)
 
     def rank_documents(
         self,
@@ -197,19 +218,23 @@ class CrampQA:
         *,
         fusion: str | None = None,
         rescore: bool | None = None,
+        scorer: bool | None = None,
         passages: int = 100,
+        scored: int = 30,
     ) -> list[tuple[str, float]]:
         """Documents ranked by their best passage: ``[(doc_id, score)]``, best first.
 
-        Used for document-level evaluation (BEIR); ``passages`` candidates are ranked.
+        Used for document-level evaluation (BEIR); ``passages`` candidates are ranked,
+        the top ``scored`` of them by the answer scorer (unless ``scorer=False``).
         """
         text = clean_question(question)
-        settings = with_overrides(
-            self.retrieval_settings, fusion=fusion, rescore=rescore,
+        settings = self._settings(
+            fusion=fusion, rescore=rescore, scorer=scorer,
             dense_candidates=max(passages, self.retrieval_settings.dense_candidates),
             lexical_candidates=max(passages, self.retrieval_settings.lexical_candidates),
         )
-        ranking = self.retriever.rank(text, passages, settings, diversify=False)
+        ranking = self.retriever.rank(text, passages, settings, diversify=False,
+                                      scorer_depth=scored)
         best: dict[str, float] = {}
         for cand in ranking.candidates:
             doc_id = self.data.passages.doc(cand.row).doc_id
@@ -232,6 +257,7 @@ class CrampQA:
             start=start,
             end=end,
             score=round(float(cand.score), 6),
+            probability=round(cand.probability, 6) if cand.probability is not None else None,
             text=table.text(cand.row),
             kind=table.kind(cand.row),
             highlights=tuple(Highlight(s, e) for s, e in self.retriever.highlights(cand)),

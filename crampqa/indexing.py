@@ -288,7 +288,7 @@ def build_index(
                 model=inputs.identity(previous.manifest if previous is not None else None),
                 dim=inputs.embedder.dim, settings=settings, corpus=CorpusRecord.of(corpus),
                 passages=len(plan.passages), documents=len(plan.documents),
-                dense=summary.dense)
+                dense=summary.dense, scorer=inputs.scorer)
             if progress:
                 progress("committing", 0, 1)
             summary.folder = commit_version(index_root, tmp, manifest)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -174,15 +174,34 @@ class LexicalIndex:
             self._initials = initials
         return initials
 
-    def _known(self, stem: str) -> bool:
-        """Whether the corpus uses ``stem`` or a term within a small edit of it (a typo)."""
+    def _nearest(self, stem: str) -> str | None:
+        """``stem`` if the corpus uses it, else a corpus term within a small edit of it
+        (a typo), else None."""
         import difflib
 
         if stem in self._retriever.vocab_dict:  # type: ignore[attr-defined]
-            return True
+            return stem
         same_initial = self._by_initial().get(stem[0], [])
         near = [t for t in same_initial if abs(len(t) - len(stem)) <= 2]
-        return bool(difflib.get_close_matches(stem, near, n=1, cutoff=0.8))
+        found = difflib.get_close_matches(stem, near, n=1, cutoff=0.8)
+        return found[0] if found else None
+
+    def _known(self, stem: str) -> bool:
+        """Whether the corpus uses ``stem`` or a term within a small edit of it (a typo)."""
+        return self._nearest(stem) is not None
+
+    def corrected(self, question: str, surface: Callable[[str], str | None]) -> str:
+        """The question with each typo of a corpus word replaced by that word as the
+        corpus writes it (``surface`` maps a stem to it); other words are kept."""
+        def fix(match: re.Match[str]) -> str:
+            word = match.group(0)
+            stems = tokenize(word)
+            if not stems or stems[0] in self._retriever.vocab_dict:  # type: ignore[attr-defined]
+                return word
+            near = self._nearest(stems[0])
+            return (surface(near) or word) if near else word
+
+        return re.sub(r"[A-Za-z]{4,}", fix, question)
 
     def unknown_share(self, question: str) -> float:
         """Share of the question's content words the corpus never uses.

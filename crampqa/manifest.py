@@ -19,6 +19,7 @@ from crampqa.config import IndexSettings
 from crampqa.corpus import CorpusState
 from crampqa.embedding import Embedder, ModelIdentity
 from crampqa.errors import REBUILD_HINT, CrampQAError, IndexError_
+from crampqa.scorer import packaged_scorer_record
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -56,6 +57,8 @@ class Manifest:
     passages: int
     documents: int
     dense: dict[str, Any] = field(default_factory=dict)  # type and parameters built
+    #: the answer scorer crampqa shipped when the version was written: {"name", "sha256"}
+    scorer: dict[str, str] = field(default_factory=dict)
     #: relative path -> {"sha256", "size"}; filled in when the version is committed
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     created: str = field(
@@ -84,6 +87,7 @@ class Manifest:
                        "documents": self.corpus.documents, "skipped": self.corpus.skipped},
             "counts": {"documents": self.documents, "passages": self.passages},
             "dense": self.dense,
+            "scorer": self.scorer,
             "files": self.files,
         }
 
@@ -158,6 +162,7 @@ class Manifest:
             passages=counts.get("passages", -1),
             documents=counts.get("documents", -1),
             dense=dict(data.get("dense") or {}),
+            scorer={str(k): str(v) for k, v in (data.get("scorer") or {}).items()},
             files=data["files"],
             created=str(data.get("created", "")),
             format_version=data["format_version"],
@@ -197,6 +202,7 @@ class IndexInputs:
     settings: IndexSettings
     embedder: Embedder
     corpus: CorpusState | None = None
+    scorer: dict[str, str] = field(default_factory=packaged_scorer_record)
 
     def identity(self, manifest: Manifest | None) -> ModelIdentity:
         """The embedder's identity (reusing the recorded weights hash where it holds)."""
@@ -220,6 +226,8 @@ def freshness(manifest: Manifest | None, inputs: IndexInputs) -> Freshness:
         return Freshness(Action.INCREMENTAL, "the corpus changed")
     if manifest.settings != inputs.settings or old.weights_stat != new.weights_stat:
         return Freshness(Action.RECORD, "the settings or the model file changed")
+    if manifest.scorer != inputs.scorer:
+        return Freshness(Action.RECORD, "the answer scorer changed")
     if corpus is not None and (record.dir != str(corpus.folder.resolve())
                                or record.fingerprint != corpus.fingerprint
                                or (corpus.is_read and record.skipped != corpus.skipped())):

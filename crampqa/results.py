@@ -41,6 +41,9 @@ class RankedPassage:
     context_start: int | None = None
     context_end: int | None = None
     weak: bool = False  # True when the question was abstained on
+    #: the answer scorer's probability that this passage answers the question (None in
+    #: the fast mode); ``score`` is this probability when the scorer ranked the passage
+    probability: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (highlights as lists of offsets)."""
@@ -58,6 +61,10 @@ class Answer:
     passages: list[RankedPassage] = field(default_factory=list)
     confidence: float = 0.0
     message: str | None = None
+    #: why it abstained: "unknown_terms", "no_amounts" or "not_covered" (None: answered)
+    reason: str | None = None
+    #: what ordered the passages: the answer scorer's name and hash, or "fusion"
+    ranked_by: str | None = None
     disclaimer: str = DISCLAIMER
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,7 +73,9 @@ class Answer:
             "question": self.question,
             "abstained": self.abstained,
             "message": self.message,
+            "reason": self.reason,
             "confidence": round(self.confidence, 6),
+            "ranked_by": self.ranked_by,
             "passages": [p.to_dict() for p in self.passages],
             "disclaimer": self.disclaimer,
         }

@@ -3,15 +3,18 @@
 1. candidates: the dense (FAISS) and BM25 neighbours of the question;
 2. features: passage, sentence and BM25 similarities of every candidate;
 3. fusion: one score per candidate from its features (:data:`FUSIONS`), best first;
-4. confidence and abstention, from the best candidates;
-5. diversity: near-duplicates and overlaps dropped, another article preferred among
+4. answer scoring: the answer scorer (:mod:`crampqa.scorer`) reads the question with each
+   of the top fused candidates and orders them by its probability that the passage
+   answers (skipped in the fast mode, ``RetrievalSettings.scorer = False``);
+5. confidence and abstention: the best probability (fast mode: the best similarity);
+6. diversity: near-duplicates and overlaps dropped, another article preferred among
    close scores.
-
-A stage that re-scores the top candidates (a cross-encoder, say) belongs between 3 and 4.
 """
 
 from __future__ import annotations
 
+import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -22,7 +25,8 @@ from crampqa.chunking import KINDS
 from crampqa.config import Fusion, RetrievalSettings
 from crampqa.dense import DenseIndex
 from crampqa.embedding import Encoder
-from crampqa.lexical import LexicalIndex, expand_query
+from crampqa.lexical import LexicalIndex, expand_query, tokenize
+from crampqa.scorer import PassageScorer
 from crampqa.store import IndexData
 
 TABLE_ROW = KINDS.index("table_row")
@@ -42,6 +46,8 @@ class Candidate:
     sentence_expanded: float = 0.0  # best sentence similarity to that question
     sentence_rows: list[int] = field(default_factory=list)
     sentence_scores: list[float] = field(default_factory=list)
+    #: the answer scorer's probability that the passage answers (None: not scored)
+    probability: float | None = None
     score: float = 0.0
 
 
@@ -120,13 +126,40 @@ class Retriever:
         encoder: Encoder,
         lexical: LexicalIndex,
         dense: DenseIndex,
+        scorer: PassageScorer | None = None,
     ) -> None:
         self.data = data
         self.encoder = encoder
         self.lexical = lexical
         self.dense = dense
+        self._scorer = scorer
+        self._scorer_lock = threading.Lock()
+        self._surfaces: dict[str, str] | None = None
         # sentences are stored in passage order: row ranges by binary search
         self._sentence_passage = np.asarray(data.sentences[:, 0])
+
+    @property
+    def scorer(self) -> PassageScorer:
+        """The answer scorer, loaded (and its SHA-256 checked) on first use: the fast
+        mode never loads it."""
+        if self._scorer is None:
+            with self._scorer_lock:
+                if self._scorer is None:
+                    self._scorer = PassageScorer.load()
+        return self._scorer
+
+    def _surface_form(self, stem: str) -> str | None:
+        """The commonest word of the corpus with this stem (built on first use)."""
+        if self._surfaces is None:
+            counts: dict[str, dict[str, int]] = {}
+            for doc in self.data.documents:
+                for word in set(re.findall(r"[a-z]{4,}", doc.text.lower())):
+                    stems = tokenize(word)
+                    if stems:
+                        forms = counts.setdefault(stems[0], {})
+                        forms[word] = forms.get(word, 0) + 1
+            self._surfaces = {s: max(f, key=lambda w: (f[w], w)) for s, f in counts.items()}
+        return self._surfaces.get(stem)
 
     def embed_question(self, question: str) -> np.ndarray:
         """The question's unit vector."""
@@ -144,9 +177,13 @@ class Retriever:
         return both[0], both[1]
 
     def rank(
-        self, question: str, k: int, settings: RetrievalSettings, diversify: bool = True
+        self, question: str, k: int, settings: RetrievalSettings, diversify: bool = True,
+        scorer_depth: int | None = None,
     ) -> Ranking:
-        """Rank passages for ``question``; at most ``k`` results (distinct with ``diversify``)."""
+        """Rank passages for ``question``; at most ``k`` results (distinct with ``diversify``).
+
+        With the scorer on, the top ``scorer_depth`` fused candidates are scored (default:
+        ``settings.scorer_candidates``, or ``k`` when more are asked for)."""
         query, expanded = self.embed_questions(question)
         fusion = settings.fusion
         candidates: dict[int, Candidate] = {}
@@ -191,15 +228,39 @@ class Retriever:
                 cand.top2 = max(cand.top2, cand.dense)
                 cand.sentence_expanded = max(cand.sentence_expanded, cand.dense_expanded)
         ranked = fuse(list(candidates.values()), settings)
+        depth_top = max(1, settings.confidence_depth)
         unknown = self.lexical.unknown_share(question)
         confidence = max(
             max(c.dense, c.sentence, c.dense_expanded, c.sentence_expanded)
-            for c in ranked[: max(1, settings.confidence_depth)]
+            for c in ranked[:depth_top]
         ) - settings.oov_penalty * unknown
         abstained = confidence < settings.abstain_threshold
+        if settings.scorer:
+            depth = max(settings.scorer_candidates, k) if scorer_depth is None else scorer_depth
+            ranked = self.score_answers(question, ranked, depth, settings.scorer_weight)
+            best = max(c.probability or 0.0 for c in ranked[:depth_top])
+            confidence = best + confidence - settings.abstain_threshold
+            abstained = confidence < settings.scorer_threshold
         chosen = self._diversify(ranked, k, settings.diversity_margin) if diversify \
             else ranked[:k]
         return Ranking(chosen, confidence, abstained)
+
+    def score_answers(
+        self, question: str, ranked: list[Candidate], depth: int, weight: float
+    ) -> list[Candidate]:
+        """The top ``depth`` of ``ranked`` scored by the answer scorer and ordered by
+        fused score + ``weight`` · probability (ties keep the fused order); the rest
+        follow in fused order."""
+        head, tail = ranked[:depth], ranked[depth:]
+        table = self.data.passages
+        # the scorer reads words, not stems: typos of corpus words are spelled as the
+        # corpus spells them (retrieval itself already forgives them)
+        question = self.lexical.corrected(question, self._surface_form)
+        probs = self.scorer.probabilities(question, [table.indexed_text(c.row) for c in head])
+        for cand, prob in zip(head, probs, strict=True):
+            cand.probability = float(prob)
+            cand.score += weight * cand.probability
+        return sorted(head, key=lambda c: -c.score) + tail
 
     def _sentence_features(
         self, cand: Candidate, rows: np.ndarray, sims: np.ndarray, expanded: bool

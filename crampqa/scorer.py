@@ -36,6 +36,16 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def packaged_scorer_record(folder: Path | None = None) -> dict[str, str]:
+    """The packaged scorer's name and SHA-256 as its card states them (for manifests;
+    the file itself is hashed and checked when the scorer is loaded)."""
+    try:
+        card = json.loads(((folder or SCORER_DIR) / CARD_FILE).read_text(encoding="utf-8"))
+        return {"name": str(card.get("name", "crampqa-scorer")), "sha256": str(card["sha256"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
 class PassageScorer:
     """Probabilities that passages answer a question (onnxruntime, int8 weights)."""
 
@@ -97,18 +107,17 @@ class PassageScorer:
 
     def logits(self, question: str, passages: Sequence[str]) -> np.ndarray:
         """Raw scores for (question, passage) pairs, one per passage."""
-        if not passages:
-            return np.zeros(0, dtype=np.float32)
         encodings = self._tokenizer.encode_batch([(question, p) for p in passages])
-        width = max(len(e.ids) for e in encodings)
-        feed = {name: np.zeros((len(encodings), width), dtype=np.int64) for name in INPUT_NAMES}
+        scores = np.zeros(len(encodings), dtype=np.float32)
+        # one pair per run: the int8 graph quantises activations with one scale per run,
+        # so in a padded batch a passage's score would depend on its neighbours
         for i, e in enumerate(encodings):
-            n = len(e.ids)
-            feed["input_ids"][i, :n] = e.ids
-            feed["attention_mask"][i, :n] = e.attention_mask
-            feed["token_type_ids"][i, :n] = e.type_ids
-        (out,) = self._session.run(["logits"], feed)  # thread-safe in onnxruntime
-        return np.asarray(out, dtype=np.float32).reshape(-1)
+            feed = {"input_ids": np.asarray([e.ids], dtype=np.int64),
+                    "attention_mask": np.asarray([e.attention_mask], dtype=np.int64),
+                    "token_type_ids": np.asarray([e.type_ids], dtype=np.int64)}
+            (out,) = self._session.run(["logits"], feed)  # thread-safe in onnxruntime
+            scores[i] = float(np.asarray(out).reshape(-1)[0])
+        return scores
 
     def probabilities(self, question: str, passages: Sequence[str]) -> np.ndarray:
         """The probability that each passage answers ``question`` (sigmoid of the logit)."""
