@@ -25,6 +25,7 @@ app = typer.Typer(
     help="Verbatim, source-cited answers about leg cramps and the deficiencies behind them. "
     "Not medical advice.\n\nAsk with: crampqa \"why do my calves cramp at night\"",
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 out = Console(soft_wrap=False)
 err = Console(stderr=True)
@@ -148,7 +149,9 @@ def _report_build(summary: object, quiet: bool = False) -> None:
 
 @app.command()
 def ask(
-    question: Annotated[str, typer.Argument(help="Your question, in quotes.")],
+    question: Annotated[list[str], typer.Argument(
+        metavar="QUESTION",
+        help="Your question; quotes are optional (the words are joined with spaces).")],
     k: Annotated[int, typer.Option("-k", "--top", help="How many passages to show.")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     corpus: CorpusOpt = None,
@@ -164,10 +167,11 @@ def ask(
     """Show the passages of the sources that best answer QUESTION, verbatim."""
     from crampqa.engine import check_k, clean_question
 
-    clean_question(question)  # bad input fails before any index work
+    text = " ".join(question)
+    clean_question(text)  # bad input fails before any index work
     check_k(k)
     qa = _open(corpus, index, quiet=as_json)
-    answer = qa.ask(question, k=k, fusion=fusion, abstain_threshold=threshold)
+    answer = qa.ask(text, k=k, fusion=fusion, abstain_threshold=threshold)
     if as_json:
         from crampqa.presentation import answer_json
 
@@ -291,7 +295,9 @@ def eval_(
         int | None, typer.Option("--limit", help="Evaluate only the first N questions or "
                                  "queries (quick runs).")
     ] = None,
-    k: Annotated[int, typer.Option("-k", "--k", help="Results per question.")] = 10,
+    k: Annotated[int, typer.Option("-k", "--top", help="How many results to rank per "
+                                   "question (passages; documents for a BEIR folder): the "
+                                   "depth of the metrics.")] = 10,
 ) -> None:
     """Evaluate retrieval on a question set or BEIR split: metrics, comparison, report."""
     from crampqa.errors import EvalError
@@ -370,16 +376,87 @@ def serve(
                 host=host, port=port, log_level="info", access_log=access_log)
 
 
-COMMANDS = {"ask", "index", "sources", "info", "eval", "serve"}
+COMMANDS = ("ask", "show", "sources", "info", "index", "eval", "serve")
+#: Options that take a value, so the value is not mistaken for a word of the question.
+_VALUE_OPTIONS = frozenset({"-k", "--top", "--corpus", "--index", "--fusion",
+                            "--abstain-threshold"})
+
+
+def _words(args: list[str]) -> list[str]:
+    """The positional arguments of ``args`` (option values and options left out)."""
+    words: list[str] = []
+    skip = False
+    for i, arg in enumerate(args):
+        if skip:
+            skip = False
+            continue
+        if arg == "--":
+            return words + args[i + 1:]
+        if arg.startswith("-") and len(arg) > 1:
+            skip = arg in _VALUE_OPTIONS
+            continue
+        words.append(arg)
+    return words
+
+
+def _distance(a: str, b: str) -> int:
+    """Edit distance (insertions, deletions, substitutions and swaps of neighbours)."""
+    rows = [list(range(len(b) + 1))]
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            row[j] = min(rows[-1][j] + 1, row[j - 1] + 1,
+                         rows[-1][j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], rows[-2][j - 2] + 1)
+        rows.append(row)
+    return rows[-1][-1]
+
+
+def did_you_mean(word: str) -> str | None:
+    """The command a one-word "question" is a small typo of (``soruces`` -> ``sources``)."""
+    word = word.lower()
+    if not word.isalpha() or len(word) < 3:
+        return None
+    best = min(COMMANDS, key=lambda command: _distance(word, command))
+    limit = 1 if len(best) <= 4 else 2
+    return best if 0 < _distance(word, best) <= limit else None
 
 
 def _route(args: list[str]) -> list[str]:
-    """Let `crampqa "question"` mean `crampqa ask "question"`."""
-    if args and args[0] not in COMMANDS and args[0] not in ("--help", "-h", "--version"):
-        first_positional = next((a for a in args if not a.startswith("-")), None)
-        if first_positional is not None and first_positional not in COMMANDS:
-            return ["ask", *args]
-    return args
+    """Turn what a person types into a command line the app understands.
+
+    `crampqa why do my calves cramp` and `crampqa "why ..."` mean `crampqa ask ...`;
+    `crampqa help [COMMAND]` shows the help; a one-word question that is a typo of a
+    command (`crampqa soruces`) is an error that names the command.
+    """
+    if not args:
+        return args
+    first = args[0]
+    if first == "help" and (len(args) == 1 or (len(args) == 2 and args[1] in COMMANDS)):
+        return [*args[1:], "--help"]
+    if first in COMMANDS or first in ("--help", "-h", "--version"):
+        return args
+    words = _words(args)
+    if not words:
+        return args  # options alone: click explains what is wrong
+    if len(words) == 1 and "--" not in args:
+        command = did_you_mean(words[0])
+        if command is not None:
+            raise InputError(f"'{words[0]}' is not a command; did you mean `crampqa {command}`? "
+                             f"(To ask it as a question: crampqa ask {words[0]})")
+    return ["ask", *args]
+
+
+def _dash_hint(args: list[str]) -> str:
+    """For an unknown option: how to ask a question that starts with '-'."""
+    for arg in args:
+        if arg == "--":
+            break
+        if arg.startswith("-") and not arg.startswith("--") and (len(arg) > 2 or " " in arg):
+            return (f" A question that starts with '-' goes after '--': "
+                    f"crampqa -- \"{arg}\"")
+    return ""
 
 
 # typer >= 0.20 raises its own copy of click's exceptions; older ones raise click's
@@ -404,9 +481,11 @@ def main(argv: list[str] | None = None) -> None:
     This is the one place where the CLI turns exceptions into output and exit codes
     (docs/errors.md lists them). ``CRAMPQA_DEBUG=1`` shows unexpected tracebacks.
     """
-    args = _route(list(sys.argv[1:] if argv is None else argv))
-    wants_json = "--json" in args
+    given = list(sys.argv[1:] if argv is None else argv)
+    wants_json = "--json" in given
+    args = given
     try:
+        args = _route(given)
         code = app(args=args, prog_name="crampqa", standalone_mode=False)
     except CrampQAError as exc:
         _fail(exc, wants_json)
@@ -419,6 +498,8 @@ def main(argv: list[str] | None = None) -> None:
             print(message)
             raise SystemExit(0) from None
         code = int(getattr(exc, "exit_code", 2))
+        if type(exc).__name__ == "NoSuchOption":
+            message = message.rstrip(".") + "." + _dash_hint(args)
         error = InputError(message) if code == 2 else CrampQAError(message)
         error.exit_code = code
         _fail(error, wants_json)
