@@ -21,7 +21,7 @@ class ChunkSettings:
     """How documents are cut into passages."""
 
     max_chars: int = 600
-    version: int = 1
+    version: int = 2  # 2: lists packed on their own, their introduction as context
 
 
 @dataclass(frozen=True)
