@@ -55,6 +55,38 @@ class _Line:
     kind: str  # blank | linkbait | heading | table | table_sep | list | text
 
 
+def _cell_spans(line: str, offset: int) -> list[Span]:
+    """The trimmed cells of a markdown table line, as document offsets."""
+    spans: list[Span] = []
+    pos = 0
+    parts = line.split("|")
+    for i, part in enumerate(parts):
+        start, end = pos, pos + len(part)
+        pos = end + 1
+        if (i == 0 or i == len(parts) - 1) and not part.strip():
+            continue  # outside the leading or trailing pipe
+        lead = len(part) - len(part.lstrip())
+        trail = len(part) - len(part.rstrip())
+        if end - trail > start + lead:
+            spans.append((offset + start + lead, offset + end - trail))
+        else:
+            spans.append((offset + start + lead, offset + start + lead))
+    return spans
+
+
+def row_cells(header: str, header_start: int, row: str, row_start: int
+              ) -> list[tuple[Span | None, Span]]:
+    """Pairs (header cell, row cell) of a table row, as document offsets; empty row cells
+    are left out, and a cell beyond the header has no header (None)."""
+    heads = _cell_spans(header, header_start)
+    pairs: list[tuple[Span | None, Span]] = []
+    for i, cell in enumerate(_cell_spans(row, row_start)):
+        if cell[1] > cell[0]:
+            head = heads[i] if i < len(heads) and heads[i][1] > heads[i][0] else None
+            pairs.append((head, cell))
+    return pairs
+
+
 def is_linkbait(line: str) -> bool:
     """True for 'You might also like: …'-style lines that point elsewhere."""
     return bool(_LINKBAIT.match(line.strip()))

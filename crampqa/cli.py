@@ -154,6 +154,8 @@ def ask(
         help="Your question; quotes are optional (the words are joined with spaces).")],
     k: Annotated[int, typer.Option("-k", "--top", help="How many passages to show.")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    scores: Annotated[bool, typer.Option(
+        "--scores", help="Show each passage's raw score beside its strength.")] = False,
     corpus: CorpusOpt = None,
     index: IndexOpt = None,
     fusion: Annotated[
@@ -179,7 +181,7 @@ def ask(
     else:
         from crampqa.presentation import render_answer
 
-        render_answer(answer, out)
+        render_answer(answer, out, scores=scores)
 
 
 @app.command()
@@ -228,6 +230,59 @@ def sources(
 
 
 @app.command()
+def show(
+    source_id: Annotated[str, typer.Argument(
+        metavar="SOURCE_ID", help="A source ID as answers print it, e.g. "
+        "000_153f9343c5352d90#6779-6991 (a document ID alone shows the whole article).")],
+    full: Annotated[bool, typer.Option(
+        "--full", help="The whole article, with the passage marked.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    corpus: CorpusOpt = None,
+    index: IndexOpt = None,
+) -> None:
+    """Show a passage in its article: its paragraph, section heading and article title."""
+    from crampqa.articles import locate, parse_source_id
+
+    parse_source_id(source_id)  # a malformed ID fails before any index work
+    qa = _open(corpus, index, quiet=as_json)
+    view = locate(qa, source_id)
+    if as_json:
+        print(json.dumps(view.to_dict(full=full), ensure_ascii=False, indent=2))
+        return
+    from crampqa.presentation import render_view
+
+    render_view(view, out, full=full or "#" not in source_id)
+
+
+def _size_on_disk(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def info_summary(qa: Any) -> list[str]:
+    """A few lines about the opened index, for people (`info --json` has the manifest)."""
+    m = qa.manifest
+    files = m.get("files", {})
+    size = _size_on_disk(qa.data.folder)
+    ann = m.get("ann") or m.get("settings", {}).get("ann", "?")
+    dense = m.get("dense", {}) if isinstance(m.get("dense"), dict) else {}
+    kind = dense.get("type") or dense.get("kind") or ann
+    model = m.get("model", {}).get("name", "?")
+    scorer = m.get("scorer", {}).get("name") if isinstance(m.get("scorer"), dict) else None
+    corpus = m.get("corpus", {}).get("dir", "?")
+    built = m.get("built_at") or m.get("created") or m.get("created_at") or "?"
+    return [
+        f"documents   {len(qa.data.documents)}",
+        f"passages    {int(qa.data.passages.shape[0])}",
+        f"model       {model}",
+        f"scorer      {scorer or 'none (abstention from retrieval confidence)'}",
+        f"index type  {kind}",
+        f"built       {built}",
+        f"corpus      {corpus}",
+        f"index       {qa.data.folder} ({size / 1e6:.1f} MB on disk, {len(files)} files)",
+    ]
+
+
+@app.command()
 def info(
     corpus: CorpusOpt = None,
     index: IndexOpt = None,
@@ -235,18 +290,28 @@ def info(
         bool, typer.Option("--verify", help="Also check the SHA-256 of every index file, "
                            "large ones included (opening checks files up to 4 MiB).")
     ] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the whole index manifest (JSON).")] = False,
 ) -> None:
-    """Show the index manifest (model, settings, corpus hashes)."""
+    """Summarise the index: documents, passages, model, when and from what it was built."""
     from crampqa.indexing import manifest_json
 
-    qa = _open(corpus, index)
+    qa = _open(corpus, index, quiet=as_json)
     if verify:
         from crampqa.store import load_version
 
         load_version(qa.data.folder, verify_full=True)
-        _stderr(f"All {len(qa.manifest.get('files', {}))} index files match their SHA-256 "
-                "checksums.")
-    print(manifest_json(qa.manifest))
+        verdict = (f"OK: all {len(qa.manifest.get('files', {}))} index files match their "
+                   "SHA-256 checksums.")
+        if as_json:
+            _stderr(verdict)
+        else:
+            print(verdict)
+    if as_json:
+        print(manifest_json(qa.manifest))
+        return
+    for line in info_summary(qa):
+        print(line)
 
 
 @app.command("eval")

@@ -20,7 +20,14 @@ from crampqa.embedding import Embedder, load_query_encoder
 from crampqa.errors import IndexError_, IndexLockedError, InputError
 from crampqa.indexing import BuildSummary, Progress, build_index, corpus_fingerprint
 from crampqa.lexical import LexicalIndex
-from crampqa.results import ABSTAIN_MESSAGE, Answer, Highlight, RankedPassage
+from crampqa.results import (
+    ABSTAIN_MESSAGE,
+    NOT_ENGLISH_NOTE,
+    Answer,
+    Highlight,
+    RankedPassage,
+    looks_not_english,
+)
 from crampqa.retrieval import FUSIONS, Retriever, with_overrides
 from crampqa.store import (
     P_CTX_END,
@@ -208,6 +215,7 @@ class CrampQA:
             passages=passages,
             confidence=ranking.confidence,
             message=ABSTAIN_MESSAGE if ranking.abstained else None,
+            note=NOT_ENGLISH_NOTE if looks_not_english(text) else None,
         )
 
     def rank_documents(
@@ -264,6 +272,7 @@ class CrampQA:
             context_start=cs if cs >= 0 else None,
             context_end=ce if cs >= 0 else None,
             weak=weak,
+            url=doc.url,
         )
 
     # ---- about the sources ------------------------------------------------------------

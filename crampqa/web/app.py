@@ -56,14 +56,6 @@ PAGE_CSP = (
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
-# FastAPI's /docs page (Swagger UI) loads its script and stylesheet from a CDN and starts
-# them with an inline script; only that page gets this wider policy.
-DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "img-src 'self' data: https://fastapi.tiangolo.com; object-src 'none'; base-uri 'none'; "
-    "frame-ancestors 'none'"
-)
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
@@ -166,7 +158,7 @@ class GuardMiddleware:
             return
         headers = Headers(scope=scope)
         path = str(scope.get("path", ""))
-        csp = DOCS_CSP if path in ("/docs", "/docs/oauth2-redirect") else PAGE_CSP
+        csp = PAGE_CSP
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -350,6 +342,8 @@ def create_app(
             '`{"error": ..., "message": ...}`.'
         ),
         lifespan=lifespan,
+        # no Swagger UI page: it loads from a CDN; the schema is at /openapi.json
+        docs_url=None,
         redoc_url=None,
         debug=False,
     )
@@ -436,6 +430,24 @@ def create_app(
     def sources() -> list[dict[str, Any]]:
         """The indexed documents: ID, title, path, URL and size (as ``crampqa sources``)."""
         return qa.sources()
+
+    @app.get("/api/article", tags=["service"], responses={
+        404: {"model": ErrorBody, "description": "Unknown source."}})
+    def article(
+        source: Annotated[str, Query(description="A source ID, e.g. "
+                                     "000_153f9343c5352d90#6779-6991.", max_length=300)],
+    ) -> dict[str, Any]:
+        """A passage located in its article: the whole document text (``document``), the
+        passage's offsets, its section heading and the article's title and URL."""
+        from crampqa.articles import locate
+
+        return locate(qa, source).to_dict(full=True)
+
+    @app.api_route("/article", methods=["GET", "HEAD"], include_in_schema=False)
+    def article_page() -> Response:
+        """The article view (static HTML; /static/article.js fetches /api/article)."""
+        return FileResponse(STATIC_DIR / "article.html",
+                            media_type="text/html; charset=utf-8")
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def page() -> Response:
