@@ -36,8 +36,10 @@
     return merged;
   }
 
-  /** Text from `offset` (document offsets) with the passage's highlights in <mark>. */
-  function markedText(block, passage, text, offset) {
+  /** Text from `offset` (document offsets) with the passage's highlights in <mark>.
+   *  Offsets count code points (as Python does), so the text is sliced by code points. */
+  function markedText(block, passage, value, offset) {
+    const text = Array.from(value);
     const spans = (passage.highlights || [])
       .map(function (h) {
         return [Math.max(0, h[0] - offset), Math.min(text.length, h[1] - offset)];
@@ -47,11 +49,13 @@
     let at = 0;
     for (const span of spans) {
       if (span[0] < at) continue;
-      if (span[0] > at) block.appendChild(document.createTextNode(text.slice(at, span[0])));
-      block.appendChild(el("mark", null, text.slice(span[0], span[1])));
+      if (span[0] > at) {
+        block.appendChild(document.createTextNode(text.slice(at, span[0]).join("")));
+      }
+      block.appendChild(el("mark", null, text.slice(span[0], span[1]).join("")));
       at = span[1];
     }
-    if (at < text.length) block.appendChild(document.createTextNode(text.slice(at)));
+    if (at < text.length) block.appendChild(document.createTextNode(text.slice(at).join("")));
     return block;
   }
 

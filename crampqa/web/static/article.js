@@ -59,14 +59,16 @@
       link.rel = "noopener noreferrer";
       meta.appendChild(link);
     }
-    const text = data.document;
-    const whole = data.start === 0 && data.end === text.length;
+    // offsets count code points (as Python does), not UTF-16 units: slice code points
+    const chars = Array.from(data.document);
+    const part = function (a, b) { return chars.slice(a, b).join(""); };
+    const whole = data.start === 0 && data.end === chars.length;
     const body = el("div", "article-body");
-    body.appendChild(document.createTextNode(text.slice(0, data.start)));
-    const passage = el(whole ? "span" : "mark", "article-passage", text.slice(data.start, data.end));
+    body.appendChild(document.createTextNode(part(0, data.start)));
+    const passage = el(whole ? "span" : "mark", "article-passage", part(data.start, data.end));
     passage.id = "passage";
     body.appendChild(passage);
-    body.appendChild(document.createTextNode(text.slice(data.end)));
+    body.appendChild(document.createTextNode(part(data.end)));
     box.replaceChildren(body);
     box.setAttribute("aria-busy", "false");
     if (!whole) {
