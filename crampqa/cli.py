@@ -67,11 +67,45 @@ IndexOpt = Annotated[
 ]
 
 
+#: Seconds between two progress lines when standard error is not a terminal.
+PROGRESS_INTERVAL_S = 5.0
+
+
+class ProgressLines:
+    """Build progress as plain lines on stderr (CI logs, nohup): a line with done/total,
+    rate and ETA every :data:`PROGRESS_INTERVAL_S` seconds per stage, never more often."""
+
+    def __init__(self, interval: float = PROGRESS_INTERVAL_S) -> None:
+        import time
+
+        self.clock = time.monotonic
+        self.interval = interval
+        self.started: dict[str, float] = {}
+        self.last: dict[str, float] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = self.clock()
+        started = self.started.setdefault(stage, now)
+        if now - self.last.get(stage, started) < self.interval:
+            return
+        self.last[stage] = now
+        elapsed = max(now - started, 1e-9)
+        rate = done / elapsed
+        eta = (total - done) / rate if rate > 0 and total >= done else None
+        eta_text = f"ETA {int(eta) // 60}:{int(eta) % 60:02d}" if eta is not None else "ETA ?"
+        percent = f" ({100 * done / total:.0f}%)" if total > 0 else ""
+        _stderr(f"{stage}: {done}/{total}{percent}, {rate:,.1f}/s, {eta_text}")
+
+
 @contextmanager
 def build_progress(enabled: bool) -> Iterator[object]:
-    """A rich progress bar (rate and ETA) for index builds, on stderr."""
+    """Build progress on stderr: a rich bar (rate and ETA) at a terminal, otherwise a plain
+    line every few seconds."""
     if not enabled:
         yield None
+        return
+    if not sys.stderr.isatty():
+        yield ProgressLines()
         return
     from rich.progress import (
         BarColumn,
@@ -124,7 +158,7 @@ def _open(corpus: Path | None, index: Path | None, quiet: bool = False) -> Any:
     what a build did and any notice, such as answering from the previous version."""
     from crampqa.engine import CrampQA
 
-    with build_progress(not quiet and sys.stderr.isatty()) as progress:
+    with build_progress(not quiet) as progress:
         qa = CrampQA.open(corpus, index, progress=progress)  # type: ignore[arg-type]
     _report_opened(qa, quiet)
     return qa
@@ -207,7 +241,7 @@ def index(
         if ann not in ("flat", "hnsw", "auto"):
             raise InputError(f"Unknown --ann '{ann}' (choose flat, hnsw or auto).")
         settings = replace(settings, ann=ann)
-    with build_progress(sys.stderr.isatty()) as progress:
+    with build_progress(True) as progress:
         summary = CrampQA.build(corpus, index, settings=settings, rebuild=rebuild,
                                 progress=progress, wait_for_lock=wait)  # type: ignore[arg-type]
     _report_build(summary)
@@ -380,7 +414,7 @@ def eval_(
     def opened(qa: object) -> None:
         _report_opened(qa, quiet=as_json)
 
-    with build_progress(not as_json and sys.stderr.isatty()) as progress:
+    with build_progress(not as_json) as progress:
         result = evaluate_path(target, names, k=k, split=split, limit=limit, corpus=corpus,
                                index=index, progress=progress,  # type: ignore[arg-type]
                                on_open=opened)
