@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crampqa.config import MAX_K, PROJECT_ROOT
+from crampqa.config import MAX_K, indexes_dir
 from crampqa.errors import EvalError, InputError
 from crampqa.evaluation.datasets import (
     BeirSet,
@@ -526,7 +526,7 @@ def evaluate_beir(
 
 def beir_index_dir(folder: Path) -> Path:
     """Default index folder for a BEIR folder: ``indexes/beir-<folder name>``."""
-    return PROJECT_ROOT / "indexes" / f"beir-{Path(folder).resolve().name}"
+    return indexes_dir() / f"beir-{Path(folder).resolve().name}"
 
 
 def open_index(
