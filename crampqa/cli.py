@@ -389,7 +389,8 @@ def eval_(
         typer.Option("--index", help="Index folder (default: indexes/default for a question "
                      "set, indexes/beir-<folder name> for a BEIR folder, built if missing)."),
     ] = None,
-    split: Annotated[str, typer.Option("--split", help="BEIR qrels split.")] = "dev",
+    split: Annotated[str | None, typer.Option(
+        "--split", help="BEIR qrels split (default: the folder's only one, or dev).")] = None,
     limit: Annotated[
         int | None, typer.Option("--limit", help="Evaluate only the first N questions or "
                                  "queries (quick runs).")
