@@ -445,7 +445,7 @@ def serve(
     access_log: Annotated[bool, typer.Option(
         "--access-log/--no-access-log", help="Log every request on stderr.")] = False,
 ) -> None:
-    """Serve the web page and JSON API (http://127.0.0.1:8765/; API docs at /docs)."""
+    """Serve the web page and JSON API (http://127.0.0.1:8765/; OpenAPI at /openapi.json)."""
     import socket
 
     try:
@@ -470,7 +470,8 @@ def serve(
         _stderr(f"crampqa: warning: listening on {host}, reachable from other machines; "
                 "crampqa is meant for local use.")
     shown = f"[{host}]" if ":" in host else host
-    _stderr(f"crampqa: serving on http://{shown}:{port}/ (API docs at /docs; Ctrl+C stops)")
+    _stderr(f"crampqa: serving on http://{shown}:{port}/ (OpenAPI at /openapi.json; "
+            "Ctrl+C stops)")
     uvicorn.run(create_app(qa, allowed_hosts=LOOPBACK_HOSTS if local else None,
                            engine_threads=threads),
                 host=host, port=port, log_level="info", access_log=access_log)
