@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_data import Pair, build  # noqa: E402
+from make_data import Pair, build
 
 ROOT = Path(__file__).resolve().parent.parent
 
