@@ -184,7 +184,6 @@ def _report_build(summary: object, quiet: bool = False) -> None:
 @app.command()
 def ask(
     question: Annotated[list[str], typer.Argument(
-        metavar="QUESTION",
         help="Your question; quotes are optional (the words are joined with spaces).")],
     k: Annotated[int, typer.Option("-k", "--top", help="How many passages to show.")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -316,6 +315,10 @@ def info_summary(qa: Any) -> list[str]:
     ]
 
 
+def _stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
 @app.command()
 def info(
     corpus: CorpusOpt = None,
@@ -324,24 +327,26 @@ def info(
         bool, typer.Option("--verify", help="Also check the SHA-256 of every index file, "
                            "large ones included (opening checks files up to 4 MiB).")
     ] = False,
-    as_json: Annotated[bool, typer.Option(
-        "--json", help="Print the whole index manifest (JSON).")] = False,
+    as_json: Annotated[bool | None, typer.Option(
+        "--json/--summary", show_default="summary at a terminal, JSON when piped",
+        help="Print the whole index manifest (JSON), or a short summary.")] = None,
 ) -> None:
-    """Summarise the index: documents, passages, model, when and from what it was built."""
+    """Summarise the index: documents, passages, model, when and from what it was built.
+
+    Piped to another program, it prints the manifest JSON (as `--json`), so scripts that
+    read it keep working; `--summary` prints the summary anyway.
+    """
     from crampqa.indexing import manifest_json
 
-    qa = _open(corpus, index, quiet=as_json)
+    wants_json = as_json if as_json is not None else not _stdout_is_terminal()
+    qa = _open(corpus, index, quiet=wants_json)
     if verify:
         from crampqa.store import load_version
 
         load_version(qa.data.folder, verify_full=True)
-        verdict = (f"OK: all {len(qa.manifest.get('files', {}))} index files match their "
-                   "SHA-256 checksums.")
-        if as_json:
-            _stderr(verdict)
-        else:
-            print(verdict)
-    if as_json:
+        _stderr(f"OK: all {len(qa.manifest.get('files', {}))} index files match their "
+                "SHA-256 checksums.")  # the verdict first, before the summary or manifest
+    if wants_json:
         print(manifest_json(qa.manifest))
         return
     for line in info_summary(qa):

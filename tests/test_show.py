@@ -72,7 +72,10 @@ def test_cli_show(real_index: Path, real_qa: CrampQA) -> None:
     assert len(err.strip().splitlines()) == 1
 
 
-def test_info_is_a_short_summary(real_index: Path) -> None:
+def test_info_is_a_short_summary(real_index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import crampqa.cli as cli
+
+    monkeypatch.setattr(cli, "_stdout_is_terminal", lambda: True)
     code, out, err = run_main("info", "--index", real_index, "--corpus", CORPUS)
     assert code == 0, err
     lines = out.strip().splitlines()
@@ -82,8 +85,15 @@ def test_info_is_a_short_summary(real_index: Path) -> None:
         assert word in out
     code, raw, _ = run_main("info", "--json", "--index", real_index)
     assert json.loads(raw)["format_version"] >= 1
-    code, verified, _ = run_main("info", "--verify", "--index", real_index)
-    assert verified.startswith("OK: all ") and "documents" in verified
+    code, verified, err = run_main("info", "--verify", "--index", real_index)
+    assert err.startswith("OK: all ") and "documents" in verified
+
+
+def test_info_piped_prints_the_manifest(real_index: Path) -> None:
+    code, raw, _ = run_main("info", "--index", real_index)  # stdout is not a terminal here
+    assert code == 0 and json.loads(raw)["format_version"] >= 1
+    code, out, _ = run_main("info", "--summary", "--index", real_index)
+    assert out.startswith("documents ")
 
 
 @pytest.fixture(scope="module")

@@ -100,7 +100,7 @@
     const title = el("h3", "passage-title", passage.title || passage.doc_id);
     title.id = titleId;
     header.appendChild(title);
-    const strength = passage.strength || (passage.weak ? "weak" : "partial");
+    const strength = passage.weak ? "weak" : (passage.strength || "partial");
     header.appendChild(el("span", "badge strength-" + strength,
       STRENGTH_WORDS[strength] || strength));
     article.appendChild(header);
