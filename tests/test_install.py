@@ -107,5 +107,5 @@ def test_installed_tool_answers_outside_the_checkout(installed: Path, real_index
         assert p["text"] == text[p["start"]:p["end"]]
     assert "Full rebuild" not in run.stderr and "Indexed" not in run.stderr
     assert not list(elsewhere.iterdir())  # nothing written where it was run
-    info = _run(installed, elsewhere, cache, "info")
+    info = _run(installed, elsewhere, cache, "info", "--summary")
     assert str(cache / "crampqa" / "indexes" / "default") in info.stdout
