@@ -23,7 +23,14 @@ from crampqa.errors import REBUILD_HINT, IndexError_, IndexLockedError, InputErr
 from crampqa.indexing import BuildSummary, build_index
 from crampqa.lexical import LexicalIndex
 from crampqa.manifest import IndexInputs, freshness
-from crampqa.results import ABSTAIN_MESSAGE, Answer, Highlight, RankedPassage
+from crampqa.results import (
+    ABSTAIN_MESSAGE,
+    NOT_ENGLISH_NOTE,
+    Answer,
+    Highlight,
+    RankedPassage,
+    looks_not_english,
+)
 from crampqa.retrieval import Candidate, Retriever, with_overrides
 from crampqa.store import IndexData, current_version, load_version
 
@@ -188,6 +195,7 @@ class CrampQA:
             passages=passages,
             confidence=ranking.confidence,
             message=ABSTAIN_MESSAGE if ranking.abstained else None,
+            note=NOT_ENGLISH_NOTE if looks_not_english(text) else None,
         )
 
     def rank_documents(
@@ -242,6 +250,7 @@ class CrampQA:
             context_start=context.start if context else None,
             context_end=context.end if context else None,
             weak=weak,
+            url=doc.url,
         )
 
     # ---- about the sources ------------------------------------------------------------
