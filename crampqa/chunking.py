@@ -2,8 +2,8 @@
 
 Every span here is a pair of character offsets into the document's decoded
 text; a passage's text is always ``text[start:end]``. Nothing is rewritten:
-headings and table headers are kept as *separate* verbatim spans that a
-passage points to, never glued into its text.
+headings, table header rows and the lines that introduce lists are kept as *separate*
+verbatim spans that a passage points to, never glued into its text.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class Chunk:
     end: int
     kind: str
     heading: Span | None = None
-    context: Span | None = None  # a table's header row, for reading a row
+    context: Span | None = None  # a table row's header row, or a list's introduction line
     sentences: tuple[Span, ...] = field(default=())
 
 
@@ -53,6 +53,38 @@ class _Line:
     start: int
     end: int
     kind: str  # blank | linkbait | heading | table | table_sep | list | text
+
+
+def _cell_spans(line: str, offset: int) -> list[Span]:
+    """The trimmed cells of a markdown table line, as document offsets."""
+    spans: list[Span] = []
+    pos = 0
+    parts = line.split("|")
+    for i, part in enumerate(parts):
+        start, end = pos, pos + len(part)
+        pos = end + 1
+        if (i == 0 or i == len(parts) - 1) and not part.strip():
+            continue  # outside the leading or trailing pipe
+        lead = len(part) - len(part.lstrip())
+        trail = len(part) - len(part.rstrip())
+        if end - trail > start + lead:
+            spans.append((offset + start + lead, offset + end - trail))
+        else:
+            spans.append((offset + start + lead, offset + start + lead))
+    return spans
+
+
+def row_cells(header: str, header_start: int, row: str, row_start: int
+              ) -> list[tuple[Span | None, Span]]:
+    """Pairs (header cell, row cell) of a table row, as document offsets; empty row cells
+    are left out, and a cell beyond the header has no header (None)."""
+    heads = _cell_spans(header, header_start)
+    pairs: list[tuple[Span | None, Span]] = []
+    for i, cell in enumerate(_cell_spans(row, row_start)):
+        if cell[1] > cell[0]:
+            head = heads[i] if i < len(heads) and heads[i][1] > heads[i][0] else None
+            pairs.append((head, cell))
+    return pairs
 
 
 def is_linkbait(line: str) -> bool:
@@ -169,8 +201,57 @@ def no_passage_reason(text: str) -> str | None:
     return "no passage text (only 'See also: …'-style link lines or table rules)"
 
 
+#: An introduction line ("Actionable Steps to Stop the Cramps:") at most this long becomes the
+#: context of every chunk of its list and is not a passage itself; a longer one stays in its
+#: paragraph's passage and only its last sentence is the list's context.
+INTRO_MAX_CHARS = 200
+
+
+def _pack_list(items: list[list[list[Span]]], max_chars: int, min_chars: int
+               ) -> list[list[Span]]:
+    """Passages of consecutive list items: a short item (under ``min_chars``) joins its
+    neighbour while the passage stays within ``max_chars``, a longer one stands alone (an
+    item longer than ``max_chars`` is split at sentences). The last passage is never a lone
+    short item left over from packing its neighbours: it joins them, or takes the previous
+    passage's last item, when that fits within ``max_chars``."""
+    units = [(i, group) for i, groups in enumerate(items) for group in groups]
+    packed: list[list[tuple[int, list[Span]]]] = []
+
+    def size(group: list[tuple[int, list[Span]]]) -> int:
+        return group[-1][1][-1][1] - group[0][1][0][0]
+
+    for unit in units:
+        if packed:
+            previous = packed[-1]
+            small = size(previous) < min_chars or size([unit]) < min_chars
+            if small and size([*previous, unit]) <= max_chars:
+                previous.append(unit)
+                continue
+        packed.append([unit])
+
+    def items_in(group: list[tuple[int, list[Span]]]) -> int:
+        return len({i for i, _ in group})
+
+    if len(packed) > 1 and items_in(packed[-1]) == 1:
+        last, previous = packed[-1], packed[-2]
+        if size(last) < min_chars:  # a longer item stands alone, as it would mid-list
+            if size(previous + last) <= max_chars:
+                packed[-2:] = [previous + last]
+            else:
+                item = previous[-1][0]
+                moved = [u for u in previous if u[0] == item]
+                kept = [u for u in previous if u[0] != item]
+                if kept and size(moved + last) <= max_chars:
+                    packed[-2:] = [kept, moved + last]
+    return [[span for _, group in g for span in group] for g in packed]
+
+
 def chunk_text(text: str, settings: ChunkSettings | None = None) -> list[Chunk]:
     """Cut ``text`` into passages; see the module docstring for the guarantees.
+
+    Paragraph sentences are grouped into balanced passages; a list is packed into its own
+    passages, each pointing at the line that introduces the list (its context, like a
+    table row's header row); every table row is a passage.
 
     A document of only heading-like lines (notes, one-liners such as "Magnesium dose
     400 mg daily", a lone table header) would give no passage: its lines are then read
@@ -192,10 +273,14 @@ def _chunk_lines(text: str, lines: list[_Line], settings: ChunkSettings) -> list
     chunks: list[Chunk] = []
     heading: Span | None = None
     table_header: Span | None = None
-    # pending: sentence/line units of the current paragraph or list, merged greedily
+    # pending: sentence groups of the current run of paragraphs, merged greedily
     pending: list[tuple[str, list[Span]]] = []
+    last_text_line: Span | None = None
+    # the current list: each item's sentence groups, and the line introducing it
+    items: list[list[list[Span]]] = []
+    intro: Span | None = None
 
-    def flush() -> None:
+    def flush_text() -> None:
         merged: list[tuple[str, list[Span]]] = []
         for kind, sents in pending:
             if merged:
@@ -205,12 +290,35 @@ def _chunk_lines(text: str, lines: list[_Line], settings: ChunkSettings) -> list
                 this_size = sents[-1][1] - sents[0][0]
                 small = prev_size < min_chars or this_size < min_chars
                 if small and size <= max_chars:
-                    merged[-1] = (prev_kind if prev_kind == kind else KIND_LIST, prev + sents)
+                    merged[-1] = (prev_kind, prev + sents)
                     continue
             merged.append((kind, list(sents)))
         for kind, sents in merged:
             chunks.append(Chunk(sents[0][0], sents[-1][1], kind, heading, None, tuple(sents)))
         pending.clear()
+
+    def flush_list() -> None:
+        nonlocal intro
+        for sents in _pack_list(items, max_chars, min_chars):
+            chunks.append(Chunk(sents[0][0], sents[-1][1], KIND_LIST, heading, intro,
+                                tuple(sents)))
+        items.clear()
+        intro = None
+
+    def flush() -> None:
+        flush_list()
+        flush_text()
+
+    def take_intro() -> Span | None:
+        """The line (or, for a long one, the sentence) introducing a list that starts."""
+        if not pending or last_text_line is None or not _is_intro(text, pending[-1][1]):
+            return None
+        line_start, line_end = last_text_line
+        if line_end - line_start > INTRO_MAX_CHARS:
+            return pending[-1][1][-1]
+        while pending and pending[-1][1][0][0] >= line_start:
+            pending.pop()
+        return last_text_line
 
     for line in lines:
         if line.kind == "blank":
@@ -235,13 +343,19 @@ def _chunk_lines(text: str, lines: list[_Line], settings: ChunkSettings) -> list
             continue
         table_header = None
         sentences = split_sentences(text, line.start, line.end)
-        kind = KIND_LIST if line.kind == "list" else KIND_TEXT
-        if kind == KIND_LIST:
-            if pending and pending[-1][0] == KIND_TEXT and not _is_intro(text, pending[-1][1]):
-                flush()
-        elif (pending and pending[-1][0] == KIND_LIST) or _is_intro(text, sentences):
-            flush()  # a list ended, or "… include:" starts one
-        for group in _group_sentences(sentences, max_chars):
-            pending.append((kind, group))
+        groups = _group_sentences(sentences, max_chars)
+        if not groups:
+            continue
+        if line.kind == "list":
+            if not items:
+                intro = take_intro()
+                flush_text()
+            items.append(groups)
+            continue
+        flush_list()
+        if _is_intro(text, sentences):
+            flush_text()  # "… include:" starts a list
+        pending.extend((KIND_TEXT, group) for group in groups)
+        last_text_line = (line.start, line.end)
     flush()
     return chunks

@@ -30,6 +30,7 @@ app = typer.Typer(
     help="Verbatim, source-cited answers about leg cramps and the deficiencies behind them. "
     "Not medical advice.\n\nAsk with: crampqa \"why do my calves cramp at night\"",
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 out = Console(soft_wrap=False)
 err = Console(stderr=True)
@@ -76,11 +77,45 @@ IndexOpt = Annotated[
 ]
 
 
+#: Seconds between two progress lines when standard error is not a terminal.
+PROGRESS_INTERVAL_S = 5.0
+
+
+class ProgressLines:
+    """Build progress as plain lines on stderr (CI logs, nohup): a line with done/total,
+    rate and ETA every :data:`PROGRESS_INTERVAL_S` seconds per stage, never more often."""
+
+    def __init__(self, interval: float = PROGRESS_INTERVAL_S) -> None:
+        import time
+
+        self.clock = time.monotonic
+        self.interval = interval
+        self.started: dict[str, float] = {}
+        self.last: dict[str, float] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = self.clock()
+        started = self.started.setdefault(stage, now)
+        if now - self.last.get(stage, started) < self.interval:
+            return
+        self.last[stage] = now
+        elapsed = max(now - started, 1e-9)
+        rate = done / elapsed
+        eta = (total - done) / rate if rate > 0 and total >= done else None
+        eta_text = f"ETA {int(eta) // 60}:{int(eta) % 60:02d}" if eta is not None else "ETA ?"
+        percent = f" ({100 * done / total:.0f}%)" if total > 0 else ""
+        _stderr(f"{stage}: {done}/{total}{percent}, {rate:,.1f}/s, {eta_text}")
+
+
 @contextmanager
 def build_progress(enabled: bool) -> Iterator[Progress | None]:
-    """A rich progress bar (rate and ETA) for index builds, on stderr."""
+    """Build progress on stderr: a rich bar (rate and ETA) at a terminal, otherwise a plain
+    line every few seconds."""
     if not enabled:
         yield None
+        return
+    if not sys.stderr.isatty():
+        yield ProgressLines()
         return
     from rich.progress import (
         BarColumn,
@@ -134,7 +169,7 @@ def _open(corpus: Path | None, index: Path | None, quiet: bool = False) -> Cramp
     what a build did and any notice, such as answering from the previous version."""
     from crampqa.engine import CrampQA
 
-    with build_progress(not quiet and sys.stderr.isatty()) as progress:
+    with build_progress(not quiet) as progress:
         qa = CrampQA.open(corpus, index, progress=progress)
     _report_opened(qa, quiet)
     return qa
@@ -159,9 +194,12 @@ def _report_build(summary: BuildSummary, quiet: bool = False) -> None:
 
 @app.command()
 def ask(
-    question: Annotated[str, typer.Argument(help="Your question, in quotes.")],
+    question: Annotated[list[str], typer.Argument(
+        help="Your question; quotes are optional (the words are joined with spaces).")],
     k: Annotated[int, typer.Option("-k", "--top", help="How many passages to show.")] = DEFAULT_K,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    scores: Annotated[bool, typer.Option(
+        "--scores", help="Show each passage's raw score beside its strength.")] = False,
     corpus: CorpusOpt = None,
     index: IndexOpt = None,
     fusion: Annotated[
@@ -180,10 +218,11 @@ def ask(
     from crampqa.config import check_k
     from crampqa.engine import clean_question
 
-    clean_question(question)  # bad input fails before any index work
+    text = " ".join(question)
+    clean_question(text)  # bad input fails before any index work
     check_k(k)
     qa = _open(corpus, index, quiet=as_json)
-    answer = qa.ask(question, k=k, fusion=fusion, abstain_threshold=threshold,
+    answer = qa.ask(text, k=k, fusion=fusion, abstain_threshold=threshold,
                     scorer=False if fast else None)
     if as_json:
         from crampqa.presentation import answer_json
@@ -192,7 +231,7 @@ def ask(
     else:
         from crampqa.presentation import render_answer
 
-        render_answer(answer, out)
+        render_answer(answer, out, scores=scores)
 
 
 @app.command()
@@ -216,7 +255,7 @@ def index(
     settings = IndexSettings()
     if ann is not None:
         settings = replace(settings, ann=AnnKind.parse(ann))
-    with build_progress(sys.stderr.isatty()) as progress:
+    with build_progress(True) as progress:
         summary = CrampQA.build(corpus, index, settings=settings, rebuild=rebuild,
                                 progress=progress, wait_for_lock=wait)
     _report_build(summary)
@@ -242,6 +281,55 @@ def sources(
 
 
 @app.command()
+def show(
+    source_id: Annotated[str, typer.Argument(
+        metavar="SOURCE_ID", help="A source ID as answers print it, e.g. "
+        "000_153f9343c5352d90#6779-6991 (a document ID alone shows the whole article).")],
+    full: Annotated[bool, typer.Option(
+        "--full", help="The whole article, with the passage marked.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    corpus: CorpusOpt = None,
+    index: IndexOpt = None,
+) -> None:
+    """Show a passage in its article: its paragraph, section heading and article title."""
+    from crampqa.articles import locate, parse_source_id
+
+    parse_source_id(source_id)  # a malformed ID fails before any index work
+    qa = _open(corpus, index, quiet=as_json)
+    view = locate(qa, source_id)
+    if as_json:
+        print(json.dumps(view.to_dict(full=full), ensure_ascii=False, indent=2))
+        return
+    from crampqa.presentation import render_view
+
+    render_view(view, out, full=full or "#" not in source_id)
+
+
+def _size_on_disk(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def info_summary(qa: CrampQA) -> list[str]:
+    """A few lines about the opened index, for people (`info --json` has the manifest)."""
+    from crampqa.terminal import visible
+
+    m = qa.data.manifest
+    size = _size_on_disk(qa.data.folder)
+    kind = m.dense.get("type") or m.settings.ann
+    lines = [
+        f"documents   {len(qa.data.documents)}",
+        f"passages    {len(qa.data.passages)}",
+        f"model       {m.model.name}",
+        "scorer      none (abstention from retrieval confidence)",
+        f"index type  {kind}",
+        f"built       {m.created or '?'}",
+        f"corpus      {m.corpus.dir or '?'}",
+        f"index       {qa.data.folder} ({size / 1e6:.1f} MB on disk, {len(m.files)} files)",
+    ]
+    return [visible(line, newlines=False) for line in lines]
+
+
+@app.command()
 def info(
     corpus: CorpusOpt = None,
     index: IndexOpt = None,
@@ -249,18 +337,30 @@ def info(
         bool, typer.Option("--verify", help="Also check the SHA-256 of every index file, "
                            "large ones included (opening checks files up to 4 MiB).")
     ] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json/--summary", help="Print the index manifest (JSON) instead of the summary.")
+    ] = False,
 ) -> None:
-    """Show the index manifest (model, settings, corpus hashes)."""
-    qa = _open(corpus, index)
+    """Summarise the index: documents, passages, model, when and from what it was built.
+
+    The summary is printed at a terminal and piped alike; `--json` prints the manifest
+    (model, settings, corpus hashes) for scripts.
+    """
+    qa = _open(corpus, index, quiet=as_json)
     if verify:
         from crampqa.store import load_version
 
         load_version(qa.data.folder, verify_full=True)
-        _stderr(f"All {len(qa.data.manifest.files)} index files match their SHA-256 "
+        # the verdict first, before the summary or manifest
+        _stderr(f"OK: all {len(qa.data.manifest.files)} index files match their SHA-256 "
                 "checksums.")
-    from crampqa.terminal import json_for_terminal
+    if as_json:
+        from crampqa.terminal import json_for_terminal
 
-    print(json_for_terminal(qa.data.manifest.shown()))
+        print(json_for_terminal(qa.data.manifest.shown()))
+        return
+    for line in info_summary(qa):
+        print(line)
 
 
 @app.command("eval")
@@ -308,12 +408,15 @@ def eval_(
                       "set, indexes/beir-<folder name> for a BEIR folder, built if "
                       "missing)."),
     ] = None,
-    split: Annotated[str, typer.Option("--split", help="BEIR qrels split.")] = "dev",
+    split: Annotated[str | None, typer.Option(
+        "--split", help="BEIR qrels split (default: the folder's only one, or dev).")] = None,
     limit: Annotated[
         int | None, typer.Option("--limit", help="Evaluate only the first N questions or "
                                  "queries (quick runs).")
     ] = None,
-    k: Annotated[int, typer.Option("-k", "--k", help="Results per question.")] = 10,
+    k: Annotated[int, typer.Option("-k", "--top", help="How many results to rank per "
+                                   "question (passages; documents for a BEIR folder): the "
+                                   "depth of the metrics.")] = 10,
 ) -> None:
     """Evaluate retrieval on a question set or BEIR split: metrics, comparison, report."""
     from crampqa.errors import EvalError
@@ -331,7 +434,7 @@ def eval_(
     def opened(qa: CrampQA) -> None:
         _report_opened(qa, quiet=as_json)
 
-    with build_progress(not as_json and sys.stderr.isatty()) as progress:
+    with build_progress(not as_json) as progress:
         result = evaluate_path(target, names, k=k, split=split, limit=limit, corpus=corpus,
                                index=index, progress=progress, on_open=opened)
     if as_json:
@@ -363,7 +466,7 @@ def serve(
         min=0.1, max=600, help="Seconds a client has to send a whole request (headers and "
         "body); slower ones get 408 and are disconnected.")] = 10.0,
 ) -> None:
-    """Serve the web page and JSON API (http://127.0.0.1:8765/; API docs at /docs)."""
+    """Serve the web page and JSON API (http://127.0.0.1:8765/; OpenAPI at /openapi.json)."""
     import socket
 
     try:
@@ -389,23 +492,95 @@ def serve(
         _stderr(f"crampqa: warning: listening on {host}, reachable from other machines; "
                 "crampqa is meant for local use.")
     shown = f"[{host}]" if ":" in host else host
-    _stderr(f"crampqa: serving on http://{shown}:{port}/ (API docs at /docs; Ctrl+C stops)")
+    _stderr(f"crampqa: serving on http://{shown}:{port}/ (OpenAPI at /openapi.json; "
+            "Ctrl+C stops)")
     uvicorn.run(create_app(qa, allowed_hosts=LOOPBACK_HOSTS if local else None,
                            engine_threads=threads),
                 host=host, port=port, log_level="info", access_log=access_log,
                 http=protocol_class(request_timeout))
 
 
-COMMANDS = {"ask", "index", "sources", "info", "eval", "serve"}
+COMMANDS = ("ask", "show", "sources", "info", "index", "eval", "serve")
+#: Options that take a value, so the value is not mistaken for a word of the question.
+_VALUE_OPTIONS = frozenset({"-k", "--top", "--corpus", "--index", "--fusion",
+                            "--abstain-threshold"})
+
+
+def _words(args: list[str]) -> list[str]:
+    """The positional arguments of ``args`` (option values and options left out)."""
+    words: list[str] = []
+    skip = False
+    for i, arg in enumerate(args):
+        if skip:
+            skip = False
+            continue
+        if arg == "--":
+            return words + args[i + 1:]
+        if arg.startswith("-") and len(arg) > 1:
+            skip = arg in _VALUE_OPTIONS
+            continue
+        words.append(arg)
+    return words
+
+
+def _distance(a: str, b: str) -> int:
+    """Edit distance (insertions, deletions, substitutions and swaps of neighbours)."""
+    rows = [list(range(len(b) + 1))]
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            row[j] = min(rows[-1][j] + 1, row[j - 1] + 1,
+                         rows[-1][j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], rows[-2][j - 2] + 1)
+        rows.append(row)
+    return rows[-1][-1]
+
+
+def did_you_mean(word: str) -> str | None:
+    """The command a one-word "question" is a small typo of (``soruces`` -> ``sources``)."""
+    word = word.lower()
+    if not word.isalpha() or len(word) < 3:
+        return None
+    best = min(COMMANDS, key=lambda command: _distance(word, command))
+    limit = 1 if len(best) <= 4 else 2
+    return best if 0 < _distance(word, best) <= limit else None
 
 
 def _route(args: list[str]) -> list[str]:
-    """Let `crampqa "question"` mean `crampqa ask "question"`."""
-    if args and args[0] not in COMMANDS and args[0] not in ("--help", "-h", "--version"):
-        first_positional = next((a for a in args if not a.startswith("-")), None)
-        if first_positional is not None and first_positional not in COMMANDS:
-            return ["ask", *args]
-    return args
+    """Turn what a person types into a command line the app understands.
+
+    `crampqa why do my calves cramp` and `crampqa "why ..."` mean `crampqa ask ...`;
+    `crampqa help [COMMAND]` shows the help; a one-word question that is a typo of a
+    command (`crampqa soruces`) is an error that names the command.
+    """
+    if not args:
+        return args
+    first = args[0]
+    if first == "help" and (len(args) == 1 or (len(args) == 2 and args[1] in COMMANDS)):
+        return [*args[1:], "--help"]
+    if first in COMMANDS or first in ("--help", "-h", "--version"):
+        return args
+    words = _words(args)
+    if not words:
+        return args  # options alone: click explains what is wrong
+    if len(words) == 1 and "--" not in args:
+        command = did_you_mean(words[0])
+        if command is not None:
+            raise InputError(f"'{words[0]}' is not a command; did you mean `crampqa {command}`? "
+                             f"(To ask it as a question: crampqa ask {words[0]})")
+    return ["ask", *args]
+
+
+def _dash_hint(args: list[str]) -> str:
+    """For an unknown option: how to ask a question that starts with '-'."""
+    for arg in args:
+        if arg == "--":
+            break
+        if arg.startswith("-") and not arg.startswith("--") and (len(arg) > 2 or " " in arg):
+            return (f" A question that starts with '-' goes after '--': "
+                    f"crampqa -- \"{arg}\"")
+    return ""
 
 
 # typer >= 0.20 raises its own copy of click's exceptions; older ones raise click's
@@ -430,9 +605,11 @@ def main(argv: list[str] | None = None) -> None:
     This is the one place where the CLI turns exceptions into output and exit codes
     (docs/errors.md lists them). ``CRAMPQA_DEBUG=1`` shows unexpected tracebacks.
     """
-    args = _route(list(sys.argv[1:] if argv is None else argv))
-    wants_json = "--json" in args
+    given = list(sys.argv[1:] if argv is None else argv)
+    wants_json = "--json" in given
+    args = given
     try:
+        args = _route(given)
         code = app(args=args, prog_name="crampqa", standalone_mode=False)
     except CrampQAError as exc:
         _fail(exc, wants_json)
@@ -445,6 +622,8 @@ def main(argv: list[str] | None = None) -> None:
             print(message)
             raise SystemExit(0) from None
         code = int(getattr(exc, "exit_code", 2))
+        if type(exc).__name__ == "NoSuchOption":
+            message = message.rstrip(".") + "." + _dash_hint(args)
         error = InputError(message) if code == 2 else CrampQAError(message)
         error.exit_code = code
         _fail(error, wants_json)

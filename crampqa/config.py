@@ -12,7 +12,10 @@ from typing import Any, Self, TypeVar
 
 from crampqa.errors import InputError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_DIR.parent
+#: The five articles, shipped inside the package (copied byte for byte at build time).
+PACKAGED_CORPUS = PACKAGE_DIR / "data" / "corpus"
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
 #: The longest question crampqa accepts, in characters (documented in docs/errors.md).
@@ -79,8 +82,10 @@ class ChunkSettings:
     """How documents are cut into passages."""
 
     max_chars: int = 600
-    # 2: a document of only heading-like lines is one passage instead of none
-    version: int = 2
+    # 2 was given to two separate changes: a document of only heading-like lines is one
+    # passage instead of none, and lists are packed on their own with their introduction
+    # as context. 3: both changes together.
+    version: int = 3
 
 
 @dataclass(frozen=True)
@@ -173,16 +178,38 @@ def _build(kind: type[_T], data: dict[str, Any]) -> _T:
     return kind(**{k: v for k, v in data.items() if k in names})
 
 
+def in_checkout() -> bool:
+    """True when crampqa runs from a source checkout (an editable install, or the tree
+    itself), False when it is installed as a package (``pipx install .``)."""
+    return (PROJECT_ROOT / "pyproject.toml").is_file() and (PROJECT_ROOT / "corpus").is_dir()
+
+
+def cache_dir() -> Path:
+    """Where an installed crampqa keeps its indexes: the user's cache folder."""
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("crampqa", appauthor=False))
+
+
 def default_corpus_dir() -> Path:
-    """``$CRAMPQA_CORPUS`` or the project's ``corpus/``."""
+    """``$CRAMPQA_CORPUS``, else the checkout's ``corpus/``, else the articles shipped in
+    the package."""
     env = os.environ.get("CRAMPQA_CORPUS")
-    return Path(env) if env else PROJECT_ROOT / "corpus"
+    if env:
+        return Path(env)
+    return PROJECT_ROOT / "corpus" if in_checkout() else PACKAGED_CORPUS
+
+
+def indexes_dir() -> Path:
+    """The folder that holds crampqa's indexes: ``indexes/`` in a checkout, else the user's
+    cache folder (e.g. ``~/.cache/crampqa/indexes``)."""
+    return PROJECT_ROOT / "indexes" if in_checkout() else cache_dir() / "indexes"
 
 
 def default_index_dir() -> Path:
-    """``$CRAMPQA_INDEX`` or ``indexes/default`` in the project."""
+    """``$CRAMPQA_INDEX``, else ``default`` in :func:`indexes_dir`."""
     env = os.environ.get("CRAMPQA_INDEX")
-    return Path(env) if env else PROJECT_ROOT / "indexes" / "default"
+    return Path(env) if env else indexes_dir() / "default"
 
 
 def max_file_bytes() -> int:

@@ -24,7 +24,13 @@ from crampqa.errors import REBUILD_HINT, IndexError_, IndexLockedError, InputErr
 from crampqa.indexing import BuildSummary, build_index
 from crampqa.lexical import LexicalIndex
 from crampqa.manifest import IndexInputs, freshness
-from crampqa.results import Answer, Highlight, RankedPassage
+from crampqa.results import (
+    NOT_ENGLISH_NOTE,
+    Answer,
+    Highlight,
+    RankedPassage,
+    looks_not_english,
+)
 from crampqa.retrieval import Candidate, Retriever, with_overrides
 from crampqa.store import IndexData, current_version, load_version
 
@@ -199,6 +205,7 @@ class CrampQA:
             message=reason.message if reason else None,
             reason=reason.code if reason else None,
             ranked_by=self.retriever.scorer.name if settings.scorer else "fusion",
+            note=NOT_ENGLISH_NOTE if looks_not_english(text) else None,
         )
 
     def _settings(self, *, abstain_threshold: float | None = None,
@@ -268,6 +275,7 @@ class CrampQA:
             context_start=context.start if context else None,
             context_end=context.end if context else None,
             weak=weak,
+            url=doc.url,
         )
 
     # ---- about the sources ------------------------------------------------------------

@@ -36,6 +36,13 @@ class InputError(CrampQAError):
     code = "bad_input"
 
 
+class UnknownSourceError(InputError):
+    """A source ID names no document of the index, or offsets outside it."""
+
+    http_status = 404
+    code = "unknown_source"
+
+
 class CorpusError(CrampQAError):
     """The corpus folder or a document in it cannot be used."""
 

@@ -118,6 +118,10 @@ class PassageTable:
         """Kind number (an index into :data:`crampqa.chunking.KINDS`) of every passage."""
         return self.array[:, self._KIND]
 
+    def rows_of(self, doc: int) -> list[int]:
+        """The passage rows of document number ``doc``, in order."""
+        return [int(row) for row in np.flatnonzero(self.docs == doc)]
+
     def rows_by_doc(self) -> list[NDArray[np.intp]]:
         """For each document number, its passage rows in order."""
         order = np.argsort(self.docs, kind="stable")

@@ -37,7 +37,7 @@ def test_ann_hnsw_is_selectable_recorded_and_answers_like_flat(tmp_path: Path) -
     described = DenseIndex.load(current_version(hnsw) / "dense.faiss").describe()  # type: ignore[operator]
     assert (described["M"], described["efConstruction"], described["efSearch"]) == (
         dense_mod.HNSW_M, dense_mod.HNSW_EF_CONSTRUCTION, dense_mod.HNSW_EF_SEARCH)
-    code, out, _ = cli_lines("info", "--index", hnsw, "--corpus", corpus)
+    code, out, _ = cli_lines("info", "--json", "--index", hnsw, "--corpus", corpus)
     assert code == 0 and json.loads(out)["settings"]["ann"] == "hnsw"
     assert json.loads(out)["dense"]["type"] == "hnsw"
     for question in ("calf cramp stretching", "magnesium nuts seeds", "quinine night cramps",

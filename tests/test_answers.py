@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from crampqa import CrampQA
 from crampqa.config import PROJECT_ROOT
 from crampqa.corpus import read_corpus
 from crampqa.errors import InputError
+from crampqa.evaluation.datasets import load_questions
 from crampqa.retrieval import with_overrides
 from tests.conftest import CORPUS
 
@@ -53,10 +53,8 @@ def test_night_calf_cramps_returns_only_corpus_slices(real_qa: CrampQA) -> None:
 
 
 def test_every_passage_of_many_answers_is_verbatim(real_qa: CrampQA) -> None:
-    questions = [line for line in (PROJECT_ROOT / "eval/questions.jsonl").read_text().splitlines()
-                 if line.strip()]
-    for line in questions:
-        _assert_verbatim(real_qa.ask(json.loads(line)["question"], k=5))
+    for q in load_questions(PROJECT_ROOT / "eval/questions.jsonl"):
+        _assert_verbatim(real_qa.ask(q.question, k=5))
 
 
 def test_table_row_answer_comes_with_its_header(real_qa: CrampQA) -> None:
@@ -111,9 +109,8 @@ def test_build_and_ask_work_with_the_network_blocked(tmp_path: Path) -> None:
 
 def test_asks_from_several_threads_equal_asks_one_at_a_time(real_qa: CrampQA) -> None:
     # The web service answers on one engine thread per CPU: an ask must only read.
-    questions = [json.loads(line)["question"] for line in
-                 (PROJECT_ROOT / "eval" / "questions.jsonl").read_text("utf-8").splitlines()
-                 if line.strip()][:48]
+    questions = [q.question for q in
+                 load_questions(PROJECT_ROOT / "eval" / "questions.jsonl")][:48]
     alone = {q: real_qa.ask(q).to_dict() for q in questions}
     real_qa.retriever.lexical._initials = None  # let the threads race to build it
     with ThreadPoolExecutor(4) as pool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crampqa.chunking import KIND_TABLE_ROW, chunk_text, is_linkbait, split_sentences
+from crampqa.chunking import KIND_LIST, KIND_TABLE_ROW, chunk_text, is_linkbait, split_sentences
 from crampqa.config import ChunkSettings
 from crampqa.corpus import read_corpus
 from tests.conftest import CORPUS
@@ -42,8 +42,11 @@ def _check_invariants(text: str, max_chars: int = 600) -> None:
         assert chunk.end == len(text) or not (text[chunk.end].isalnum() and piece[-1].isalnum())
         if chunk.heading:
             assert chunk.heading[1] <= chunk.start
-        if chunk.context:
+        if chunk.context and chunk.kind == KIND_TABLE_ROW:
             assert text[chunk.context[0]:chunk.context[1]].lstrip().startswith("|")
+        elif chunk.context:  # a list's introduction, before the list
+            assert chunk.kind == KIND_LIST and chunk.context[1] <= chunk.start
+            assert text[chunk.context[0]:chunk.context[1]].rstrip().endswith(":")
 
 
 @settings(max_examples=300, deadline=None)

@@ -22,6 +22,7 @@ def test_bare_question_routes_to_ask() -> None:
     assert _route(["-k", "5", "cramps?"]) == ["ask", "-k", "5", "cramps?"]
     assert _route(["index", "--rebuild"]) == ["index", "--rebuild"]
     assert _route(["--help"]) == ["--help"]
+    assert _route(["help"]) == ["--help"]
 
 
 def test_ask_json_matches_the_documented_shape(real_index: Path) -> None:

@@ -97,10 +97,14 @@ def test_json_output_keeps_the_verbatim_text(hostile: tuple[Path, Path]) -> None
 def test_info_and_errors_are_safe(hostile: tuple[Path, Path]) -> None:
     corpus, index = hostile
     assert run_main("index", "--corpus", corpus, "--index", index)[0] == 0
-    code, out, err = run_main("info", "--corpus", corpus, "--index", index)
+    code, out, err = run_main("info", "--json", "--corpus", corpus, "--index", index)
     assert code == 0, err
     assert_safe(out + err)
     assert f"evil{TITLE}" in json.loads(out)["corpus"]["documents"]
+    code, out, err = run_main("info", "--corpus", corpus, "--index", index)
+    assert code == 0, err
+    assert_safe(out + err)
+    assert out.startswith("documents ")
     missing = corpus.parent / f"gone{CLEAR}"
     code, out, err = run_main("ask", "cramps", "--corpus", missing, "--index", index)
     assert code == 3
@@ -120,3 +124,32 @@ def test_highlights_keep_their_place_around_stand_ins() -> None:
     bold = [shown.plain[span.start : span.end] for span in shown.spans
             if "bold" in str(span.style)]
     assert bold == ["Calf␇ cramps hurt."]
+
+
+def test_panels_and_show_at_a_terminal_are_safe() -> None:
+    """At a terminal answers are panels, not plain text: the same stand-ins there, and in
+    the article view of `crampqa show`."""
+    import io
+
+    from rich.console import Console
+
+    from crampqa.articles import PassageView
+    from crampqa.presentation import render_answer, render_view
+    from crampqa.results import Answer
+
+    text = "Calf cramps" + CLEAR + " at night." + C1_CSI + " Stretch."
+    passage = RankedPassage(rank=1, doc_id=f"evil{TITLE}", source_id=f"evil{TITLE}#0-5",
+                            title="[red]Fake[/red] \x1b[31m", start=0, end=len(text),
+                            score=0.9, text=text, kind="text",
+                            highlights=(Highlight(0, 10),), heading="Night\x7f", url="x\x1b")
+    answer = Answer(question="q", abstained=False, passages=[passage], confidence=0.7)
+    view = PassageView(source_id=f"evil{TITLE}#0-5", doc_id=f"evil{TITLE}", title="T\x1b[2J",
+                       url="", document=text, start=0, end=5, around_start=0,
+                       around_end=len(text), heading=None)
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, color_system=None, width=100)
+    render_answer(answer, console)
+    render_view(view, console)
+    shown = buffer.getvalue()
+    assert_safe(shown)
+    assert "␛[2J␛[H" in shown and "[red]Fake[/red]" in shown and "Night␡" in shown

@@ -195,8 +195,40 @@ def _str_list_field(
     return tuple(value)
 
 
+#: Keys a question set's optional header line may carry (instead of a question).
+HEADER_KEYS = frozenset({"tuning", "about"})
+
+
+def _is_header(obj: Mapping[str, Any]) -> bool:
+    return "id" not in obj and "question" not in obj and bool(obj) and set(obj) <= HEADER_KEYS
+
+
+def question_set_header(path: Path) -> dict[str, Any]:
+    """The optional header of a question set: its first line when that line is an object
+    such as ``{"tuning": true, "about": "..."}`` (no ``id``/``question``); else ``{}``.
+
+    ``"tuning": true`` declares that the set was used to tune crampqa, so its figures are
+    in-sample; `crampqa eval` says so beside them.
+    """
+    for line in _read_lines(Path(path), "Question file"):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            return {}
+        if isinstance(obj, dict) and _is_header(obj):
+            if "tuning" in obj and not isinstance(obj["tuning"], bool):
+                raise EvalError(f"{path}:1: header field 'tuning' must be true or false, "
+                                f"got {obj['tuning']!r}.")
+            return dict(obj)
+        return {}
+    return {}
+
+
 def load_questions(path: Path) -> list[Question]:
-    """Load a crampqa JSONL question set, validating every line."""
+    """Load a crampqa JSONL question set, validating every line (the optional header line,
+    see :func:`question_set_header`, is not a question)."""
     path = Path(path)
     _require_file(path, "Question file", "pass the path to a crampqa JSONL question set")
     questions: list[Question] = []
@@ -206,6 +238,9 @@ def load_questions(path: Path) -> list[Question]:
             continue
         where = f"{path}:{lineno}"
         obj = _parse_object(line, where, "question")
+        if not questions and not first_line and _is_header(obj):
+            question_set_header(path)  # validates it
+            continue
         qid = _str_field(obj, "id", where)
         text = _str_field(obj, "question", where)
         evidence = _str_list_field(obj, "evidence", where, required=True)
@@ -320,6 +355,20 @@ def _load_beir_qrels(path: Path) -> dict[str, dict[str, int]]:
     if not qrels:
         raise EvalError(f"BEIR qrels file {path} contains no judgements; add qrels lines.")
     return qrels
+
+
+def beir_split(folder: Path, split: str | None) -> str:
+    """``split``, or when None the folder's only qrels split (``dev`` when it has several
+    and one of them is ``dev``)."""
+    if split is not None:
+        return split
+    available = sorted(p.stem for p in (Path(folder) / "qrels").glob("*.tsv"))
+    if len(available) == 1:
+        return available[0]
+    if "dev" in available or not available:
+        return "dev"
+    raise EvalError(f"{folder} has several qrels splits ({', '.join(available)}); choose one "
+                    "with --split.")
 
 
 def load_beir(folder: Path, split: str = "dev") -> BeirSet:

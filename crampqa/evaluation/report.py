@@ -33,6 +33,20 @@ def _rate(c: ConfigResult, rate: str) -> str:
     return _NO_VALUE if a is None or rate not in a else f"{float(a[rate]):.3f}"
 
 
+def p_value(p: float) -> str:
+    """A p-value as printed: three decimals, or "< 0.001"."""
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+IN_SAMPLE = "in-sample"
+
+
+def column_names(result: EvalResult) -> list[str]:
+    """Configuration names as column headers; "(in-sample)" beside each when the question
+    set was used for tuning."""
+    return [f"{c.name} ({IN_SAMPLE})" if result.in_sample else c.name for c in result.configs]
+
+
 def _count(result: EvalResult, key: str) -> int:
     a = result.configs[0].abstention
     return int(a.get(key, 0)) if a else 0
@@ -63,7 +77,7 @@ def metric_rows(result: EvalResult) -> list[tuple[str, list[str]]]:
             for c in cols:
                 cmp = by_config.get(c.name)
                 deltas.append(_NO_VALUE if cmp is None else f"{cmp.mean_diff[measure]:+.3f}")
-                pvals.append(_NO_VALUE if cmp is None else f"{cmp.p_values[measure]:.3f}")
+                pvals.append(_NO_VALUE if cmp is None else p_value(cmp.p_values[measure]))
             rows.append((f"Δ {measure}", deltas))
             rows.append((f"p {measure}", pvals))
     return rows
@@ -73,8 +87,10 @@ def _caption(result: EvalResult) -> str:
     what = "questions" if result.kind == "questions" else f"queries ({result.split})"
     n_eval = len(result.configs[0].per_query)
     unit = "passages" if result.kind == "questions" else "documents"
+    tuned = (f" · {IN_SAMPLE}: this question set was used for tuning, so these figures "
+             "overstate how crampqa does on new questions" if result.in_sample else "")
     return (f"{result.source} · {result.n_queries} {what}, {n_eval} scored against relevant "
-            f"{unit} · k={result.k} · index {result.index}")
+            f"{unit} · k={result.k} · index {result.index}{tuned}")
 
 
 def notes(result: EvalResult) -> list[str]:
@@ -103,8 +119,8 @@ def metrics_table(result: EvalResult) -> Table:
 
     table = Table(title="crampqa eval", caption=_caption(result), caption_justify="left")
     table.add_column("measure", no_wrap=True)
-    for c in result.configs:
-        table.add_column(c.name, justify="right", overflow="fold")
+    for name in column_names(result):
+        table.add_column(name, justify="right", overflow="fold")
     for label, cells in metric_rows(result):
         table.add_row(label, *cells)
     return table
@@ -215,7 +231,7 @@ def _misses(result: EvalResult, c: ConfigResult) -> list[tuple[str, str, str, st
 
 def markdown_report(result: EvalResult) -> str:
     """``report.md``: metrics, comparison with p-values, and the misses of each config."""
-    names = [c.name for c in result.configs]
+    names = column_names(result)
     out = ["# crampqa evaluation", "", _caption(result), ""]
     out += ["## Metrics", "", "| measure | " + " | ".join(names) + " |",
             "| --- |" + " ---: |" * len(names)]
@@ -233,7 +249,7 @@ def markdown_report(result: EvalResult) -> str:
             for m in compared_metrics(result.k):
                 diffs = [d[m] for d in cmp.per_query_diff.values()]
                 out.append(f"| {_md(cmp.config)} | {m} | {cmp.mean_diff[m]:+.3f} | "
-                           f"{cmp.p_values[m]:.4f} | {sum(d > 0 for d in diffs)} | "
+                           f"{p_value(cmp.p_values[m])} | {sum(d > 0 for d in diffs)} | "
                            f"{sum(d < 0 for d in diffs)} |")
     out += ["", "## Misses", ""]
     for c in result.configs:
@@ -258,23 +274,62 @@ def _width(i: int, n: int) -> float:
     return 1.2 + 1.6 * (n - 1 - i) / max(n - 1, 1)
 
 
+def same_as(result: EvalResult) -> dict[str, str]:
+    """Configurations whose curves equal an earlier one's: ``{name: earlier name}``."""
+    found: dict[str, str] = {}
+    for i, c in enumerate(result.configs):
+        for earlier in result.configs[:i]:
+            if earlier.name not in found and earlier.curves == c.curves and \
+                    earlier.coverage == c.coverage:
+                found[c.name] = earlier.name
+                break
+    return found
+
+
+#: Under the coverage panel: why its right end lies below hit@1.
+COVERAGE_CAPTION = (
+    "At full coverage every question is answered, the ones the sources do not cover included, "
+    "and those count as wrong:\naccuracy there is hit@1 × the share of answerable questions, "
+    "so it lies below hit@1. × marks the index's abstention threshold.")
+
+
+def _threshold_point(c: ConfigResult, threshold: float) -> tuple[float, float] | None:
+    """(coverage, accuracy) of ``c`` at ``threshold`` (answered: confidence >= threshold)."""
+    for t, coverage, accuracy in c.coverage:
+        if t >= threshold:
+            return coverage, accuracy
+    return None
+
+
 def write_plot(result: EvalResult, path: Path) -> Path:
-    """``plot.png``: hit@k and recall@k per config, and answered accuracy vs coverage."""
+    """``plot.png``: hit@k and recall@k per config, and answered accuracy vs coverage.
+
+    A configuration identical to an earlier one is drawn dotted on top of it and labelled
+    "same as …"; the coverage panel marks the index's abstention threshold."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     panels = 2 if result.kind == "questions" else 1
-    fig = Figure(figsize=(6.5 * panels, 4.8), dpi=110)
+    fig = Figure(figsize=(6.5 * panels, 5.4 if panels == 2 else 4.8), dpi=110)
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, panels, squeeze=False)[0]
+    twins = same_as(result)
+
+    def label(name: str) -> str:
+        return f"{name} (same as {twins[name]})" if name in twins else name
+
+    def style(name: str) -> dict[str, object]:
+        return {"ls": ":", "lw": 2.4, "marker": "x", "ms": 6} if name in twins else {}
+
     ax = axes[0]
     for i, c in enumerate(result.configs):
         color, lw = f"C{i}", _width(i, len(result.configs))
         ks = list(range(1, len(c.curves["hit"]) + 1))
-        ax.plot(ks, c.curves["hit"], color=color, lw=lw, marker="o", ms=3,
-                label=f"{c.name} hit@k")
-        ax.plot(ks, c.curves["recall"], color=color, lw=lw, ls="--",
-                label=f"{c.name} recall@k")
+        twin = style(c.name)
+        ax.plot(ks, c.curves["hit"], color=color, **{"lw": lw, "marker": "o", "ms": 3, **twin},
+                label=f"{label(c.name)} hit@k")
+        ax.plot(ks, c.curves["recall"], color=color, **{"lw": lw, "ls": "--", **twin},
+                label=f"{label(c.name)} recall@k")
     ax.set_xlabel("k")
     ax.set_ylabel("mean over scored queries")
     ax.set_ylim(0, 1.02)
@@ -283,12 +338,24 @@ def write_plot(result: EvalResult, path: Path) -> Path:
     ax.legend(fontsize=7)
     if panels == 2:
         ax = axes[1]
+        marked = False
         for i, c in enumerate(result.configs):
             if c.coverage:
                 cov = [row[1] for row in c.coverage]
                 acc = [row[2] for row in c.coverage]
+                twin = style(c.name)
                 ax.step(cov, acc, where="post", color=f"C{i}",
-                        lw=_width(i, len(result.configs)), label=c.name)
+                        **{"lw": _width(i, len(result.configs)),
+                           **{k: v for k, v in twin.items() if k in ("ls", "lw")}},
+                        label=label(c.name))
+                point = (_threshold_point(c, result.abstain_threshold)
+                         if result.abstain_threshold is not None else None)
+                if point is not None:
+                    ax.plot([point[0]], [point[1]], marker="X", ms=10, color=f"C{i}",
+                            markeredgecolor="black", ls="none",
+                            label=None if marked else
+                            f"abstention threshold {result.abstain_threshold:g}")
+                    marked = True
         ax.set_xlabel("coverage (share of questions answered)")
         ax.set_ylabel("answered accuracy (hit@1)")
         ax.set_xlim(0, 1.02)
@@ -296,7 +363,10 @@ def write_plot(result: EvalResult, path: Path) -> Path:
         ax.set_title("accuracy vs coverage as the abstention threshold moves")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
+        fig.text(0.5, 0.01, COVERAGE_CAPTION, ha="center", va="bottom", fontsize=7.5)
+        fig.tight_layout(rect=(0, 0.07, 1, 1))
+    else:
+        fig.tight_layout()
     fig.savefig(path, format="png")
     return Path(path)
 

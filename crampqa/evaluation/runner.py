@@ -25,15 +25,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crampqa.config import MAX_K, PROJECT_ROOT, Progress, check_k
+from crampqa.config import MAX_K, Progress, check_k, indexes_dir
 from crampqa.errors import EvalError, InputError
 from crampqa.evaluation.datasets import (
     BeirSet,
     Question,
+    beir_split,
     iter_beir_corpus,
     load_beir,
     load_questions,
     normalize_for_match,
+    question_set_header,
     validate_qrels_docs,
 )
 from crampqa.evaluation.metrics import (
@@ -171,6 +173,10 @@ class EvalResult:
     without_relevant: list[str]  # evaluated queries with no relevant passage/document
     configs: list[ConfigResult]
     comparisons: list[Comparison] = field(default_factory=list)
+    #: the question set declares it was used for tuning: its figures are in-sample
+    in_sample: bool = False
+    #: the index's abstention threshold (question sets), marked on the coverage plot
+    abstain_threshold: float | None = None
 
     @property
     def baseline(self) -> str:
@@ -193,6 +199,8 @@ class EvalResult:
             "index": self.index,
             "split": self.split,
             "n_queries": self.n_queries,
+            "in_sample": self.in_sample,
+            "abstain_threshold": self.abstain_threshold,
             "baseline": self.baseline,
             "without_relevant": self.without_relevant,
             "configs": {c.name: c.to_dict() for c in self.configs},
@@ -401,6 +409,7 @@ def evaluate_questions(
         without_relevant=queries_without_relevant(qrels),
         configs=results,
         comparisons=_compare(results, k),
+        abstain_threshold=qa.retrieval_settings.abstain_threshold,
     )
 
 
@@ -519,7 +528,7 @@ def evaluate_beir(
 
 def beir_index_dir(folder: Path) -> Path:
     """Default index folder for a BEIR folder: ``indexes/beir-<folder name>``."""
-    return PROJECT_ROOT / "indexes" / f"beir-{Path(folder).resolve().name}"
+    return indexes_dir() / f"beir-{Path(folder).resolve().name}"
 
 
 def open_index(
@@ -536,7 +545,7 @@ def evaluate_path(
     configs: Sequence[str] = (DEFAULT_CONFIG,),
     *,
     k: int = DEFAULT_K,
-    split: str = "dev",
+    split: str | None = None,
     limit: int | None = None,
     corpus: Path | None = None,
     index: Path | None = None,
@@ -547,7 +556,8 @@ def evaluate_path(
 
     A question set runs against ``corpus``/``index`` (the defaults when None). A
     BEIR folder is its own corpus, indexed into ``index`` or
-    ``indexes/beir-<folder name>``. ``limit`` keeps the first N questions/queries.
+    ``indexes/beir-<folder name>``. ``split`` None takes the folder's only qrels split (or
+    ``dev``). ``limit`` keeps the first N questions/queries.
     ``on_open`` is called with the opened engine (to report an index build).
     """
     target = Path(target)
@@ -557,6 +567,7 @@ def evaluate_path(
         if corpus is not None:
             raise EvalError("--corpus does not apply to a BEIR folder (it is its own corpus).")
         _check_k(k, limit_k=None)
+        split = beir_split(target, split)
         beir = prepare_beir(target, split, limit)
         qa = open_index(target, index or beir_index_dir(target), progress)
         if on_open is not None:
@@ -574,4 +585,6 @@ def evaluate_path(
     qa = open_index(corpus, index, progress)
     if on_open is not None:
         on_open(qa)
-    return evaluate_questions(qa, questions, names, k, progress, str(target))
+    result = evaluate_questions(qa, questions, names, k, progress, str(target))
+    result.in_sample = question_set_header(target).get("tuning") is True
+    return result

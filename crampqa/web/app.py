@@ -23,7 +23,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, Request
+from fastapi import Body, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -59,14 +59,6 @@ MAX_DEFAULT_ENGINE_THREADS = 8
 PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-    "frame-ancestors 'none'"
-)
-# FastAPI's /docs page (Swagger UI) loads its script and stylesheet from a CDN and starts
-# them with an inline script; only that page gets this wider policy.
-DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "img-src 'self' data: https://fastapi.tiangolo.com; object-src 'none'; base-uri 'none'; "
     "frame-ancestors 'none'"
 )
 SECURITY_HEADERS = {
@@ -167,7 +159,7 @@ class GuardMiddleware:
             return
         headers = Headers(scope=scope)
         path = str(scope.get("path", ""))
-        csp = DOCS_CSP if path in ("/docs", "/docs/oauth2-redirect") else PAGE_CSP
+        csp = PAGE_CSP
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -258,7 +250,7 @@ def create_app(
     cache_bytes: int = DEFAULT_MAX_BYTES,
     engine_threads: int | None = None,
 ) -> FastAPI:
-    """The FastAPI app serving ``qa`` (already opened): JSON API, page and /docs.
+    """The FastAPI app serving ``qa`` (already opened): JSON API, page and article view.
 
     ``allowed_hosts`` lists the Host names answered (loopback by default; ``None`` answers
     any). With ``warm_up`` the query encoder runs once at start-up, so the first question
@@ -286,6 +278,8 @@ def create_app(
             '`{"error": ..., "message": ...}`.'
         ),
         lifespan=lifespan,
+        # no Swagger UI page: it loads from a CDN; the schema is at /openapi.json
+        docs_url=None,
         redoc_url=None,
         debug=False,
     )
@@ -373,6 +367,24 @@ def _add_routes(app: FastAPI, service: AnswerService) -> None:
     def sources() -> list[dict[str, Any]]:
         """The indexed documents: ID, title, path, URL and size (as ``crampqa sources``)."""
         return qa.sources()
+
+    @app.get("/api/article", tags=["service"], responses={
+        404: {"model": ErrorBody, "description": "Unknown source."}})
+    def article(
+        source: Annotated[str, Query(description="A source ID, e.g. "
+                                     "000_153f9343c5352d90#6779-6991.", max_length=300)],
+    ) -> dict[str, Any]:
+        """A passage located in its article: the whole document text (``document``), the
+        passage's offsets, its section heading and the article's title and URL."""
+        from crampqa.articles import locate
+
+        return locate(qa, source).to_dict(full=True)
+
+    @app.api_route("/article", methods=["GET", "HEAD"], include_in_schema=False)
+    def article_page() -> Response:
+        """The article view (static HTML; /static/article.js fetches /api/article)."""
+        return FileResponse(STATIC_DIR / "article.html",
+                            media_type="text/html; charset=utf-8")
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def page() -> Response:

@@ -36,6 +36,29 @@
     return merged;
   }
 
+  /** Text from `offset` (document offsets) with the passage's highlights in <mark>.
+   *  Offsets count code points (as Python does), so the text is sliced by code points. */
+  function markedText(block, passage, value, offset) {
+    const text = Array.from(value);
+    const spans = (passage.highlights || [])
+      .map(function (h) {
+        return [Math.max(0, h[0] - offset), Math.min(text.length, h[1] - offset)];
+      })
+      .filter(function (s) { return s[1] > s[0]; })
+      .sort(function (a, b) { return a[0] - b[0]; });
+    let at = 0;
+    for (const span of spans) {
+      if (span[0] < at) continue;
+      if (span[0] > at) {
+        block.appendChild(document.createTextNode(text.slice(at, span[0]).join("")));
+      }
+      block.appendChild(el("mark", null, text.slice(span[0], span[1]).join("")));
+      at = span[1];
+    }
+    if (at < text.length) block.appendChild(document.createTextNode(text.slice(at).join("")));
+    return block;
+  }
+
   /** The passage text with its best sentences in <mark>, built from text nodes only. */
   function passageText(passage) {
     const block = el("p", "passage-text");
@@ -50,6 +73,22 @@
     return block;
   }
 
+  /** A table row as "column: value" lines; every piece is a verbatim slice. */
+  function passageCells(passage) {
+    const list = el("dl", "passage-cells");
+    for (const cell of passage.cells) {
+      const row = el("div", "cell");
+      row.appendChild(el("dt", "cell-column", cell.column === null ? "" : cell.column));
+      const value = el("dd", "cell-value");
+      markedText(value, passage, cell.value, cell.start);
+      row.appendChild(value);
+      list.appendChild(row);
+    }
+    return list;
+  }
+
+  const STRENGTH_WORDS = { strong: "Strong match", partial: "Partial match", weak: "Weak match" };
+
   function renderPassage(passage) {
     const item = el("li", "passage-item");
     const article = el("article", passage.weak ? "passage weak" : "passage");
@@ -61,7 +100,9 @@
     const title = el("h3", "passage-title", passage.title || passage.doc_id);
     title.id = titleId;
     header.appendChild(title);
-    if (passage.weak) header.appendChild(el("span", "badge", "Weak match"));
+    const strength = passage.weak ? "weak" : (passage.strength || "partial");
+    header.appendChild(el("span", "badge strength-" + strength,
+      STRENGTH_WORDS[strength] || strength));
     article.appendChild(header);
 
     if (passage.heading) {
@@ -70,18 +111,31 @@
       heading.appendChild(el("span", "heading-text", passage.heading));
       article.appendChild(heading);
     }
-    if (passage.context) {
+    const cells = passage.cells || [];
+    if (passage.context && !cells.length && passage.kind === "list") {
+      article.appendChild(el("p", "list-intro", passage.context));
+    } else if (passage.context && !cells.length) {
       const context = el("div", "table-context");
       context.appendChild(el("span", "label", "Table header"));
       context.appendChild(el("p", "context-text", passage.context));
       article.appendChild(context);
     }
-    article.appendChild(passageText(passage));
+    article.appendChild(cells.length ? passageCells(passage) : passageText(passage));
 
     const source = el("p", "source");
     source.appendChild(el("span", "label", "Source "));
-    source.appendChild(el("code", "source-id", passage.source_id));
-    source.appendChild(document.createTextNode(" · score " + Number(passage.score).toFixed(3)));
+    const link = el("a", "source-link");
+    link.href = "/article?source=" + encodeURIComponent(passage.source_id);
+    link.title = "Read this passage in its article";
+    link.appendChild(el("code", "source-id", passage.source_id));
+    source.appendChild(link);
+    if (passage.url) {
+      source.appendChild(document.createTextNode(" · "));
+      const web = el("a", "source-url", passage.url);
+      web.href = passage.url;
+      web.rel = "noopener noreferrer";
+      source.appendChild(web);
+    }
     article.appendChild(source);
 
     item.appendChild(article);
@@ -97,7 +151,9 @@
       if (passages.length) {
         box.appendChild(el("h2", "results-heading", "Closest passages (weak matches)"));
       }
-    } else {
+    }
+    if (answer.note) box.appendChild(el("p", "note", answer.note));
+    if (!answer.abstained) {
       const count = passages.length === 1 ? "1 passage" : passages.length + " passages";
       box.appendChild(el("h2", "results-heading", count + " from the sources"));
     }
