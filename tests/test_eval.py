@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytrec_eval
 from typer.testing import CliRunner
 
 from crampqa import CrampQA
@@ -40,8 +41,6 @@ from crampqa.evaluation.runner import (
     resolve_configs,
 )
 from tests.conftest import CORPUS, FakeEmbedder
-
-pytrec_eval = pytest.importorskip("pytrec_eval")
 
 QUESTIONS = PROJECT_ROOT / "eval" / "questions.jsonl"
 TOL = 1e-6
