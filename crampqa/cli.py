@@ -443,10 +443,10 @@ def eval_(
         rep.print_result(result, out)
     if run_out is not None:
         for path in rep.write_runs(result, run_out):
-            _stderr(f"Wrote run {path}")
+            _stderr(f"Wrote run {rep.shown_path(path)}")
     if report is not None:
         rep.write_report(result, report)
-        _stderr(f"Wrote report.md, results.json and plot.png to {report}")
+        _stderr(f"Wrote report.md, results.json and plot.png to {rep.shown_path(report)}")
 
 
 @app.command()

@@ -107,12 +107,15 @@ def test_build_and_ask_work_with_the_network_blocked(tmp_path: Path) -> None:
     assert "OK 1 1" in result.stdout
 
 
-def test_asks_from_several_threads_equal_asks_one_at_a_time(real_qa: CrampQA) -> None:
+def test_asks_from_several_threads_equal_asks_one_at_a_time(
+    real_qa: CrampQA, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The web service answers on one engine thread per CPU: an ask must only read.
     questions = [q.question for q in
                  load_questions(PROJECT_ROOT / "eval" / "questions.jsonl")][:48]
     alone = {q: real_qa.ask(q).to_dict() for q in questions}
-    real_qa.retriever.lexical._initials = None  # let the threads race to build it
+    # let the threads race to build it (the session's engine gets its table back after)
+    monkeypatch.setattr(real_qa.retriever.lexical, "_initials", None)
     with ThreadPoolExecutor(4) as pool:
         together = list(pool.map(lambda q: real_qa.ask(q).to_dict(), questions[::-1] * 2))
     assert together == [alone[q] for q in questions[::-1] * 2]
@@ -152,7 +155,9 @@ def test_sentence_features_equal_a_per_passage_computation(
             assert got == pytest.approx(want, abs=1e-5), cand.row
 
 
-def test_the_lexical_lookup_table_is_published_only_when_whole(real_qa: CrampQA) -> None:
+def test_the_lexical_lookup_table_is_published_only_when_whole(
+    real_qa: CrampQA, monkeypatch: pytest.MonkeyPatch
+) -> None:
     lexical = real_qa.retriever.lexical
     vocab = lexical._retriever.vocab_dict  # type: ignore[attr-defined]
     seen_partial = []
@@ -163,15 +168,14 @@ def test_the_lexical_lookup_table_is_published_only_when_whole(real_qa: CrampQA)
                 seen_partial.append(lexical._initials is not None)
                 yield term
 
-    lexical._initials = None
-    original = lexical._retriever.vocab_dict  # type: ignore[attr-defined]
-    try:
-        lexical._retriever.vocab_dict = Watched(vocab)  # type: ignore[attr-defined]
-        table = lexical._by_initial()
-    finally:
-        lexical._retriever.vocab_dict = original  # type: ignore[attr-defined]
+    # both are put back after the test: the engine is the whole session's
+    monkeypatch.setattr(lexical, "_initials", None)
+    monkeypatch.setattr(lexical._retriever, "vocab_dict", Watched(vocab))
+    table = lexical._by_initial()
+    published = lexical._initials
+    monkeypatch.undo()  # the session's engine gets back the table its asks use
     assert seen_partial and not any(seen_partial)
-    assert lexical._initials is table and sum(map(len, table.values())) == len(
+    assert published is table and sum(map(len, table.values())) == len(
         [t for t in vocab if t])
 
 

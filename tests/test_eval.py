@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytrec_eval
 from typer.testing import CliRunner
 
 from crampqa import CrampQA
@@ -41,37 +42,39 @@ from crampqa.evaluation.runner import (
 )
 from tests.conftest import CORPUS, FakeEmbedder
 
-pytrec_eval = pytest.importorskip("pytrec_eval")
-
 QUESTIONS = PROJECT_ROOT / "eval" / "questions.jsonl"
 TOL = 1e-6
 cli = CliRunner()
 
-# crampqa measure name -> pytrec_eval measure name (k = 10)
-MEASURES = {
-    "hit@1": "success_1",
-    "hit@3": "success_3",
-    "hit@5": "success_5",
-    "recall@10": "recall_10",
-    "nDCG@10": "ndcg_cut_10",
-    "MAP": "map",
-    "MRR@10": "recip_rank",
-    "P@1": "P_1",
-}
+
+def measures(k: int) -> dict[str, str]:
+    """crampqa measure name -> pytrec_eval measure name, for results of depth ``k``."""
+    return {
+        "hit@1": "success_1",
+        "hit@3": "success_3",
+        f"hit@{k}": f"success_{k}",
+        f"recall@{k}": f"recall_{k}",
+        f"nDCG@{k}": f"ndcg_cut_{k}",
+        "MAP": "map",
+        f"MRR@{k}": "recip_rank",  # on the run cut to k
+        "P@1": "P_1",
+        f"P@{k}": f"P_{k}",
+    }
 
 
 def assert_matches_pytrec_eval(run: Run, qrels: Qrels, per_query: dict[str, dict[str, float]],
-                               metrics: dict[str, float]) -> None:
-    """Per-query and mean measures equal pytrec_eval's on the run cut to 10."""
-    cut = {qid: {d: docs[d] for d in rank_run(docs)[:10]} for qid, docs in run.items()}
+                               metrics: dict[str, float], k: int = 10) -> None:
+    """Per-query and mean measures equal pytrec_eval's on the run cut to ``k``."""
+    wanted = measures(k)
+    cut = {qid: {d: docs[d] for d in rank_run(docs)[:k]} for qid, docs in run.items()}
     scored = {q: j for q, j in qrels.items() if any(r > 0 for r in j.values())}
-    ref = pytrec_eval.RelevanceEvaluator(scored, set(MEASURES.values())).evaluate(cut)
+    ref = pytrec_eval.RelevanceEvaluator(scored, set(wanted.values())).evaluate(cut)
     assert set(per_query) == set(scored)
     for qid in scored:
-        for ours, theirs in MEASURES.items():
+        for ours, theirs in wanted.items():
             expected = ref[qid][theirs] if qid in ref else 0.0
             assert per_query[qid][ours] == pytest.approx(expected, abs=TOL), (qid, ours)
-    for ours in MEASURES:
+    for ours in wanted:
         mean = sum(per_query[q][ours] for q in scored) / len(scored)
         assert metrics[ours] == pytest.approx(mean, abs=TOL)
 
@@ -302,18 +305,74 @@ def fake_open(index_root: Path, fake_settings: Any, seen: list[Path | None]) -> 
     return opener
 
 
+#: Documents no query is about, so that a cut-off of 5 leaves relevant documents out.
+FILLERS = [
+    ("f01", "Shoes", "Running shoes should fit well and support the arch of the foot."),
+    ("f02", "Hydration", "Drink water through the day, more when it is hot."),
+    ("f03", "Posture", "Sitting upright at a desk can ease back pain."),
+    ("f04", "Weather", "Cold weather can make joints feel stiff in the morning."),
+    ("f05", "Cycling", "A bicycle saddle at the right height protects the knees."),
+    ("f06", "Tea", "Green tea holds caffeine and small amounts of fluoride."),
+    ("f07", "Shift work", "Night shifts disturb the body clock and the quality of sleep."),
+    ("f08", "Swimming", "Swimming trains the whole body while sparing the joints."),
+    ("f09", "Sunscreen", "Sunscreen blocks the rays the skin uses to make vitamin D."),
+    ("f10", "Fruit", "Dried apricots and avocados are rich in potassium."),
+    ("f11", "Stairs", "Taking the stairs is a simple way to move more each day."),
+    ("f12", "Salt", "Too much salt raises blood pressure in many people."),
+    ("f13", "Noise", "Earplugs can help light sleepers through a noisy night."),
+    ("f14", "Plants", "Houseplants need light, water and the occasional repotting."),
+]
+
+#: Several relevant documents per query, some worded unlike the query (so not retrieved
+#: at k=5), and graded relevance: recall, MAP and nDCG each divide by something the run
+#: alone does not show.
+DEEP_QRELS = ("query-id\tcorpus-id\tscore\n"
+              "q1\td1\t2\nq1\td2\t1\nq1\tf10\t1\nq1\tf12\t2\n"
+              "q2\td3\t1\nq2\tf09\t2\nq2\tf06\t1\n"
+              "q3\td4\t2\nq3\td6\t1\nq3\tf07\t1\nq3\tf13\t2\nq3\td1\t0\n"
+              "q4\td5\t1\nq4\tf10\t1\n")
+
+
+def _first_relevant(ranking: list[str], judged: dict[str, int]) -> int | None:
+    return next((i for i, d in enumerate(ranking, start=1) if judged.get(d, 0) > 0), None)
+
+
 def test_beir_metrics_equal_pytrec_eval(beir_dir: Path, tmp_path: Path, fake_settings) -> None:
+    write_beir(beir_dir, qrels=DEEP_QRELS)
+    with (beir_dir / "corpus.jsonl").open("a", encoding="utf-8") as handle:
+        for doc_id, title, text in FILLERS:
+            handle.write(json.dumps({"_id": doc_id, "title": title, "text": text}) + "\n")
     qa = CrampQA.open(beir_dir, tmp_path / "idx", settings=fake_settings,
                       embedder=FakeEmbedder())
     beir = prepare_beir(beir_dir, "dev")
     assert list(beir.queries) == ["q1", "q2", "q3", "q4"]
-    result = evaluate_beir(qa, beir, ["default", "bm25", "dense"], k=10, split="dev")
+    k = 5
+    result = evaluate_beir(qa, beir, ["default", "bm25", "dense"], k=k, split="dev")
     assert result.kind == "beir" and len(result.comparisons) == 2
+    partial = 0  # queries with some but not all relevant documents in the top k
     for c in result.configs:
         assert c.abstention is None and c.coverage == []
-        assert_matches_pytrec_eval(c.run, beir.qrels, c.per_query, c.metrics)
-    assert "relevant first at rank" in markdown_report(result) or "None." in markdown_report(
-        result)
+        assert all(len(docs) <= k for docs in c.run.values())
+        assert_matches_pytrec_eval(c.run, beir.qrels, c.per_query, c.metrics, k=k)
+        for qid, docs in c.run.items():
+            judged = beir.qrels[qid]
+            found = sum(judged.get(d, 0) > 0 for d in docs)
+            partial += 0 < found < sum(r > 0 for r in judged.values())
+    assert partial >= 3, "the denominators of recall, MAP and nDCG were not exercised"
+
+    report = markdown_report(result)
+    for c in result.configs:
+        misses = []
+        for qid, docs in c.run.items():
+            first = _first_relevant(rank_run(docs), beir.qrels[qid])
+            if first != 1:
+                misses.append((qid, f"no relevant document in the top {k}" if first is None
+                               else f"relevant first at rank {first}"))
+        assert f"### {c.name} ({len(misses)})" in report
+        for qid, problem in misses:
+            assert f"| {qid} | {problem} | " in report, (c.name, qid, problem)
+    assert "### default (0)" not in report or "### bm25 (0)" not in report, (
+        "no configuration misses anything: the report's misses are not exercised")
 
 
 def test_cli_beir_with_limit_uses_the_beir_index(

@@ -87,16 +87,37 @@ def test_fuzz_chunker_with_every_line_separator(text: str) -> None:
             assert span is None or 0 <= span[0] < span[1] <= len(text)
 
 
+#: Control characters that make data look binary (tab, newlines and the like do not).
+CONTROLS = "".join(map(chr, [*range(0x09), *range(0x0e, 0x20), *range(0x7f, 0xa0)]))
+#: Text a document may hold: no such control characters.
+DOC_TEXT = st.text(alphabet=st.characters(exclude_categories=("Cs",),
+                                          exclude_characters=CONTROLS), max_size=100)
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=FIXTURES)
-@given(st.one_of(st.binary(max_size=300),
-                 st.text(max_size=100).map(lambda t: b"\xff\xfe" + t.encode("utf-16-le")),
-                 st.text(max_size=100).map(lambda t: t.encode("utf-8"))))
+@given(st.binary(max_size=300))
 def test_fuzz_decoding_arbitrary_bytes(data: bytes) -> None:
     try:
         text = decode_bytes(data)
-    except UnicodeError:
-        return  # documented: the file is skipped as "not text"
+    except UnicodeError:  # documented: the file is skipped as "not text"
+        try:
+            plain = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return
+        # UTF-8 is refused only for a NUL or many control characters
+        assert "\x00" in plain or sum(c in CONTROLS for c in plain) > 8, data
+        return
     assert isinstance(text, str) and "\x00" not in text
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=FIXTURES)
+@given(DOC_TEXT, st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "utf-32"]))
+def test_fuzz_decoding_text_gives_it_back(text: str, encoding: str) -> None:
+    """Text without control characters, in UTF-8 (BOM or not) or UTF-16/32 with a BOM,
+    decodes to exactly itself."""
+    if encoding == "utf-8" and text.startswith("\ufeff"):
+        text = "x" + text  # a leading U+FEFF is read as a BOM: that is UTF-8 with BOM
+    assert decode_bytes(text.encode(encoding)) == text
 
 
 def test_fuzz_corpus_of_arbitrary_bytes_never_fails(tmp_path: Path) -> None:

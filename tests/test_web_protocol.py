@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 
 from crampqa import CrampQA
 from crampqa.config import MODEL_NAME
@@ -24,7 +25,6 @@ from crampqa.web.launch import free_port
 from crampqa.web.protocol import protocol_class
 from tests.conftest import FakeEmbedder, run_main
 
-uvicorn = pytest.importorskip("uvicorn")
 TIMEOUT = 0.5
 
 

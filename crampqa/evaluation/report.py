@@ -83,14 +83,31 @@ def metric_rows(result: EvalResult) -> list[tuple[str, list[str]]]:
     return rows
 
 
+def shown_path(path: str | Path) -> str:
+    """``path`` as people read it: relative to the working directory when it lies inside
+    it, as given otherwise (so one machine's absolute paths stay out of shared output)."""
+    given = Path(path)
+    if not given.is_absolute():
+        return str(path)
+    try:
+        cwd = Path.cwd()
+    except OSError:  # the working directory was removed
+        return str(path)
+    for candidate, base in ((given, cwd), (given.resolve(), cwd.resolve())):
+        if candidate.is_relative_to(base):
+            return candidate.relative_to(base).as_posix()
+    return str(path)
+
+
 def _caption(result: EvalResult) -> str:
     what = "questions" if result.kind == "questions" else f"queries ({result.split})"
     n_eval = len(result.configs[0].per_query)
     unit = "passages" if result.kind == "questions" else "documents"
     tuned = (f" · {IN_SAMPLE}: this question set was used for tuning, so these figures "
              "overstate how crampqa does on new questions" if result.in_sample else "")
-    return (f"{result.source} · {result.n_queries} {what}, {n_eval} scored against relevant "
-            f"{unit} · k={result.k} · index {result.index}{tuned}")
+    return (f"{shown_path(result.source)} · {result.n_queries} {what}, {n_eval} scored "
+            f"against relevant {unit} · k={result.k} · index {shown_path(result.index)}"
+            f"{tuned}")
 
 
 def notes(result: EvalResult) -> list[str]:
