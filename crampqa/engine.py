@@ -157,6 +157,20 @@ class CrampQA:
         return cls(data, _retriever(data, query_encoder or embedder), corpus, index, summary,
                    notice)
 
+    @classmethod
+    def open_version(
+        cls,
+        folder: Path,
+        *,
+        corpus_dir: Path | None = None,
+        verify_full: bool = False,
+        query_encoder: Encoder | None = None,
+    ) -> CrampQA:
+        """Open one complete version folder as it is: no freshness check, no build (the
+        web service following ``CURRENT`` uses this). ``verify_full`` hashes every file."""
+        data = load_version(folder, verify_full=verify_full)
+        return cls(data, _retriever(data, query_encoder), corpus_dir, folder.parent)
+
     # ---- asking -----------------------------------------------------------------------
     @property
     def retrieval_settings(self) -> RetrievalSettings:

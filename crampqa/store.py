@@ -20,6 +20,9 @@ Layout of an index root (``indexes/default``)::
 A build writes a new version folder, then replaces ``CURRENT`` with
 ``os.replace`` (atomic), so readers see the old or the new index, never a
 half-written one. Nothing is pickled: arrays load with ``allow_pickle=False``.
+
+A running service holds a :class:`VersionLease` (a shared ``flock`` on the version
+folder) on the version it answers from; :func:`prune_versions` skips leased versions.
 """
 
 from __future__ import annotations
@@ -315,12 +318,72 @@ def commit_version(root: Path, tmp: Path, manifest: Manifest) -> Path:
     return final
 
 
+class VersionLease:
+    """A shared ``flock`` on a version folder, held while a long-running reader (``crampqa
+    serve``) answers from it: :func:`prune_versions` never removes a leased version.
+
+    The lock is on the folder itself (nothing is written into it). Taking a lease fails
+    with :class:`IndexError_` when the folder is gone or is being removed right now.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._fd: int | None = None
+        try:
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            raise IndexError_(f"Index version {folder.name} in {folder.parent} is gone; "
+                              f"{REBUILD_HINT}.") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            # removed between open and lock (a prune that finished just then)?
+            if os.stat(folder).st_ino != os.fstat(fd).st_ino:
+                raise FileNotFoundError(folder)
+        except OSError:
+            os.close(fd)
+            raise IndexError_(f"Index version {folder.name} in {folder.parent} is being "
+                              f"removed; {REBUILD_HINT}.") from None
+        self._fd = fd
+
+    @property
+    def held(self) -> bool:
+        """Whether the lease is still held."""
+        return self._fd is not None
+
+    def release(self) -> None:
+        """Let the version be pruned again (idempotent)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        self.release()
+
+
+def _remove_unleased(folder: Path) -> bool:
+    """Remove a version folder unless a reader holds a :class:`VersionLease` on it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a running service answers from it
+        shutil.rmtree(folder, ignore_errors=True)  # holding the lock: no lease starts now
+        return True
+    finally:
+        os.close(fd)
+
+
 def prune_versions(root: Path, keep: str) -> None:
     """Remove older versions and abandoned temporary folders (keeps one previous version
-    so that a reader that opened it a moment ago can finish)."""
+    so that a reader that opened it a moment ago can finish, and every version a running
+    service holds a :class:`VersionLease` on)."""
     versions = sorted(p for p in root.glob("v-*") if p.is_dir() and p.name != keep)
     for old in versions[:-1]:
-        shutil.rmtree(old, ignore_errors=True)
+        _remove_unleased(old)
     for tmp in root.glob(".tmp-v-*"):  # left by a build that was killed
         pid = tmp.name.rsplit("-", 1)[-1]
         if pid.isdigit() and not _pid_alive(int(pid)):
