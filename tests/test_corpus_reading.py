@@ -22,10 +22,9 @@ from hypothesis import strategies as st
 
 from crampqa import CrampQA
 from crampqa.config import MODEL_NAME, max_file_bytes
-from crampqa.corpus import html_to_text, read_corpus, unique_ids
+from crampqa.corpus import corpus_fingerprint, html_to_text, read_corpus, unique_ids
 from crampqa.embedding import EMBEDDERS
 from crampqa.errors import CorpusError, InputError
-from crampqa.corpus import corpus_fingerprint
 from tests.conftest import FakeEmbedder, run_main
 
 QUESTION = "why do my calves cramp at night"
