@@ -4,6 +4,8 @@ Layout of an index root (``indexes/default``)::
 
     CURRENT                  name of the complete version readers should open
     .lock                    held by a builder (flock) while it writes
+    .verified/<version>.json which files over 4 MiB were hashed, and the size, times and
+                             inode they had then (see verify_files)
     v-<time>-<pid>/          one complete version
         manifest.json        format version, model + weights hash, settings, corpus hashes,
                              per-file SHA-256 and sizes
@@ -32,6 +34,7 @@ import fcntl
 import json
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -50,8 +53,12 @@ from crampqa.manifest import MANIFEST, Manifest
 CURRENT_FILE = "CURRENT"
 LOCK_FILE = ".lock"
 #: Files up to this size are hashed whenever an index is opened; larger ones (the ONNX
-#: model, big arrays) only with a full verification (`crampqa info --verify`).
+#: model, big arrays) once per version: when first opened (or built), recorded in
+#: ``.verified/``, and again whenever their size, times or inode change, or with a full
+#: verification (`crampqa info --verify`, `crampqa serve` at start-up).
 FULL_HASH_MAX = 4 << 20
+#: Folder of the index root holding one verification record per version.
+VERIFIED_DIR = ".verified"
 
 
 @dataclass(frozen=True)
@@ -291,23 +298,64 @@ def write_documents(folder: Path, documents: list[Document]) -> None:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def checksums(folder: Path) -> dict[str, dict[str, Any]]:
-    """SHA-256 and size of every file in a version folder except the manifest."""
+def checksums(folder: Path, verified: dict[str, dict[str, Any]] | None = None
+              ) -> dict[str, dict[str, Any]]:
+    """SHA-256 and size of every file in a version folder except the manifest; with
+    ``verified``, also the verification record of its large files (see verify_files)."""
     result: dict[str, dict[str, Any]] = {}
     for path in sorted(folder.rglob("*")):
         if path.is_file() and path.name != MANIFEST:
             rel = path.relative_to(folder).as_posix()
-            result[rel] = {"sha256": sha256_file(path), "size": path.stat().st_size}
+            stamp = _stamp(path)
+            result[rel] = {"sha256": sha256_file(path), "size": stamp[0]}
+            if verified is not None and stamp[0] > FULL_HASH_MAX:
+                verified[rel] = {"sha256": result[rel]["sha256"], "stat": stamp}
     return result
+
+
+def _stamp(path: Path) -> list[int]:
+    """What changes whenever a file's bytes are written: size, mtime, ctime, inode."""
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+
+def _record_path(folder: Path) -> Path:
+    return folder.parent / VERIFIED_DIR / f"{folder.name}.json"
+
+
+def _read_record(folder: Path) -> dict[str, Any]:
+    """The verification record of a version (empty when none or unreadable)."""
+    try:
+        data = json.loads(_record_path(folder).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    files = data.get("files") if isinstance(data, dict) else None
+    return files if isinstance(files, dict) else {}
+
+
+def _write_record(folder: Path, files: dict[str, dict[str, Any]]) -> None:
+    """Record which large files were verified (atomic; skipped when the folder cannot be
+    written: they are hashed again next time)."""
+    path = _record_path(folder)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    try:
+        path.parent.mkdir(exist_ok=True)
+        tmp.write_text(json.dumps({"files": files}), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def commit_version(root: Path, tmp: Path, manifest: Manifest) -> Path:
     """Finish a version: manifest with checksums, fsync, rename, swap ``CURRENT``."""
     final = root / tmp.name.removeprefix(".tmp-")
+    verified: dict[str, dict[str, Any]] = {}
     with _writing(root):
-        manifest.with_files(checksums(tmp)).dump(tmp)
+        manifest.with_files(checksums(tmp, verified)).dump(tmp)
         _fsync_tree(tmp)
-        os.replace(tmp, final)
+        os.replace(tmp, final)  # the files keep their inode and times
+        _write_record(final, verified)
         pointer_tmp = root / f".{CURRENT_FILE}.{os.getpid()}"
         pointer_tmp.write_text(final.name + "\n", encoding="utf-8")
         with pointer_tmp.open("rb") as handle:
@@ -392,6 +440,9 @@ def prune_versions(root: Path, keep: str) -> None:
         pid = pointer.name.rsplit(".", 1)[-1]
         if pid.isdigit() and not _pid_alive(int(pid)):
             pointer.unlink(missing_ok=True)
+    for record in (root / VERIFIED_DIR).glob("*.json"):
+        if not (root / record.stem).is_dir():
+            record.unlink(missing_ok=True)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -431,8 +482,12 @@ REQUIRED_FILES = ("documents.jsonl", "passages.npy", "sentences.npy", "embedding
 
 
 def verify_files(folder: Path, manifest: Manifest, full: bool = False) -> None:
-    """Check every file the manifest lists: present, same size and, with ``full``
-    or for small files, same SHA-256. Large files are hashed only with ``full``.
+    """Check every file the manifest lists: present, same size and same SHA-256.
+
+    Files over :data:`FULL_HASH_MAX` are hashed once per version: the record in
+    ``.verified/`` keeps each one's SHA-256 with its size, mtime, ctime and inode when
+    it was hashed, and while those are unchanged it is not hashed again (a write, even
+    one of the same size, changes the ctime). ``full`` hashes every file regardless.
 
     Also refuses what a builder never writes: a listed path that is a symlink or leads
     outside the folder, a required file the manifest does not list, and any file the
@@ -446,6 +501,8 @@ def verify_files(folder: Path, manifest: Manifest, full: bool = False) -> None:
         raise IndexError_(f"The index manifest in {folder} does not list {missing[0]}; "
                           f"{REBUILD_HINT}.")
     root = folder.resolve()
+    record = {} if full else _read_record(folder)
+    verified: dict[str, dict[str, Any]] = {}
     for rel, info in files.items():
         path = folder / rel
         if not isinstance(info, dict) or path.is_symlink() \
@@ -453,27 +510,37 @@ def verify_files(folder: Path, manifest: Manifest, full: bool = False) -> None:
             raise IndexError_(f"The index manifest in {folder} names a path outside it or "
                               f"a link ({rel}); {REBUILD_HINT}.")
         try:
-            size = path.stat().st_size
+            stamp = _stamp(path)
         except OSError:
             raise IndexError_(f"Index file {rel} is missing in {folder}; {REBUILD_HINT}.") from None
+        size = stamp[0]
         if size != info.get("size"):
             raise IndexError_(
                 f"Index file {rel} is truncated or damaged (size {size}, expected "
                 f"{info.get('size')}); {REBUILD_HINT}."
             )
+        large = size > FULL_HASH_MAX
+        seen = {"sha256": info.get("sha256"), "stat": stamp}
+        if large and record.get(rel) == seen:
+            verified[rel] = seen  # hashed before, untouched since
+            continue
         try:
-            digest = sha256_file(path) if full or size <= FULL_HASH_MAX else None
+            digest = sha256_file(path)
         except OSError as exc:
             raise IndexError_(f"Cannot read index file {rel} in {folder}: {exc.strerror}; "
                               "check the folder's permissions.") from None
-        if digest is not None and digest != info.get("sha256"):
+        if digest != info.get("sha256"):
             raise IndexError_(f"Index file {rel} is corrupted (checksum mismatch); {REBUILD_HINT}.")
+        if large:
+            verified[rel] = seen
     listed = {folder / rel for rel in files} | {folder / MANIFEST}
     for path in folder.rglob("*"):
         if path not in listed and (path.is_symlink() or not path.is_dir()):
             rel = path.relative_to(folder).as_posix()
             raise IndexError_(f"The index in {folder} holds a file its manifest does not list "
                               f"({rel}); remove it or {REBUILD_HINT}.")
+    if verified != record:
+        _write_record(folder, verified)
 
 
 def load_version(folder: Path, verify_full: bool = False) -> IndexData:
