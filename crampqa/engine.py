@@ -19,7 +19,13 @@ from crampqa.config import (
 from crampqa.corpus import CorpusState
 from crampqa.dense import DenseIndex
 from crampqa.embedding import Embedder, Encoder, get_embedder, load_query_encoder
-from crampqa.errors import REBUILD_HINT, IndexError_, IndexLockedError, InputError
+from crampqa.errors import (
+    REBUILD_HINT,
+    DiskFullError,
+    IndexError_,
+    IndexLockedError,
+    InputError,
+)
 from crampqa.indexing import BuildSummary, build_index
 from crampqa.lexical import LexicalIndex
 from crampqa.manifest import IndexInputs, freshness
@@ -149,6 +155,11 @@ class CrampQA:
                 # another process is rebuilding: answer from the last complete version
                 notice = (f"The index is being rebuilt by another process ({reason}); "
                           "answering from the previous complete version.")
+            except DiskFullError as exc:
+                if folder is None:
+                    raise
+                notice = (f"No space left in {exc.root} to update the index ({reason}): "
+                          "free some space; answering from the previous complete version.")
             else:
                 folder = current_version(index)
                 if folder is None:  # pragma: no cover - build_index always commits

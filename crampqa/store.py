@@ -47,7 +47,13 @@ from numpy.typing import NDArray
 from crampqa.chunking import KINDS, Chunk
 from crampqa.config import IndexSettings
 from crampqa.corpus import Document, sha256_file
-from crampqa.errors import REBUILD_HINT, IndexError_, IndexLockedError
+from crampqa.errors import (
+    NO_SPACE_ERRNOS,
+    REBUILD_HINT,
+    DiskFullError,
+    IndexError_,
+    IndexLockedError,
+)
 from crampqa.manifest import MANIFEST, Manifest
 
 CURRENT_FILE = "CURRENT"
@@ -241,6 +247,8 @@ def build_lock(root: Path, wait: bool = False) -> Iterator[None]:
         root.mkdir(parents=True, exist_ok=True)
         handle = (root / LOCK_FILE).open("a+")
     except OSError as exc:
+        if exc.errno in NO_SPACE_ERRNOS:
+            raise DiskFullError(root) from None
         raise IndexError_(
             f"Cannot write to the index folder {root}: {exc.strerror}; "
             "choose a writable folder with --index DIR."
@@ -271,10 +279,13 @@ def new_version_folder(root: Path) -> Path:
 
 @contextlib.contextmanager
 def _writing(root: Path) -> Iterator[None]:
-    """Turn a failed write into one clear :class:`IndexError_` (read-only folder, full disk)."""
+    """Turn a failed write into one clear :class:`IndexError_` (:class:`DiskFullError`
+    for a full disk)."""
     try:
         yield
     except OSError as exc:
+        if exc.errno in NO_SPACE_ERRNOS:
+            raise DiskFullError(root) from None
         raise IndexError_(
             f"Cannot write the index in {root}: {exc.strerror or exc}; free some space or "
             "choose a writable folder with --index DIR."
@@ -355,12 +366,17 @@ def commit_version(root: Path, tmp: Path, manifest: Manifest) -> Path:
         manifest.with_files(checksums(tmp, verified)).dump(tmp)
         _fsync_tree(tmp)
         os.replace(tmp, final)  # the files keep their inode and times
-        _write_record(final, verified)
         pointer_tmp = root / f".{CURRENT_FILE}.{os.getpid()}"
-        pointer_tmp.write_text(final.name + "\n", encoding="utf-8")
-        with pointer_tmp.open("rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(pointer_tmp, root / CURRENT_FILE)
+        try:
+            _write_record(final, verified)
+            pointer_tmp.write_text(final.name + "\n", encoding="utf-8")
+            with pointer_tmp.open("rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(pointer_tmp, root / CURRENT_FILE)
+        except BaseException:  # e.g. no space for the pointer: CURRENT is unchanged
+            pointer_tmp.unlink(missing_ok=True)
+            shutil.rmtree(final, ignore_errors=True)
+            raise
     _fsync_dir(root)
     prune_versions(root, keep=final.name)
     return final

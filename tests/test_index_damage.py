@@ -13,7 +13,7 @@ import pytest
 from crampqa import CrampQA
 from crampqa.config import MODEL_NAME
 from crampqa.errors import IndexError_
-from crampqa.store import CURRENT_FILE, MANIFEST, current_version, load_version
+from crampqa.store import CURRENT_FILE, MANIFEST, load_version
 from tests.conftest import FAKE_MODEL, FakeEmbedder
 from tests.support import (
     QUESTION,
@@ -156,18 +156,3 @@ def test_read_only_index_folder_answers_but_refuses_to_build(index: Path, corpus
     finally:
         for path in [index, *index.rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)
-
-
-def test_unwritable_index_folder_while_building(corpus: Path, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """A write that fails mid-build (full disk) is one line and leaves no debris."""
-    index = tmp_path / "index"
-
-    def full(*args: object, **kwargs: object) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr("numpy.save", full)
-    assert cli("index", "--corpus", corpus, "--index", index).error(4) == (
-        f"Cannot write the index in {index}: No space left on device; free some space or "
-        "choose a writable folder with --index DIR.")
-    assert current_version(index) is None and not list(index.glob(".tmp-*"))
