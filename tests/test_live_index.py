@@ -121,7 +121,8 @@ def test_requests_in_flight_finish_on_the_old_version_which_is_then_released(
     assert not v2.exists()  # released by close()
 
 
-def test_a_damaged_new_version_is_not_served(served: tuple[Path, Path, CrampQA]) -> None:
+def test_a_damaged_new_version_is_not_served(served: tuple[Path, Path, CrampQA],
+                                             caplog: pytest.LogCaptureFixture) -> None:
     corpus, index, qa = served
     app = create_app(qa, warm_up=False)
     live: LiveIndex = app.state.live
@@ -131,7 +132,11 @@ def test_a_damaged_new_version_is_not_served(served: tuple[Path, Path, CrampQA])
         good = path.read_bytes()
         path.write_bytes(good[:-1] + bytes([good[-1] ^ 0xFF]))
         assert live.check() is False
-        assert live.last_error is not None and "embeddings.npy is corrupted" in live.last_error
+        assert live.last_error == ("Index file embeddings.npy is corrupted (checksum "
+                                   "mismatch); run `crampqa index --rebuild`.")
+        assert caplog.messages[-1] == (f"crampqa: cannot serve the new index version: "
+                                       f"{live.last_error} (still answering from "
+                                       f"{qa.data.folder.name})")
         assert c.get("/api/health").json()["index"] == qa.data.folder.name
         assert ask(c)["passages"]
         fixed = rebuild(corpus, index)

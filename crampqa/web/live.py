@@ -158,8 +158,7 @@ class LiveIndex:
                 qa = self._opener(folder)
             except CrampQAError as exc:
                 lease.release()
-                self._failed(f"{exc.message} (still answering from "
-                              f"{self.current.data.folder.name})")
+                self._failed(exc.message)
                 return False
             except BaseException:
                 lease.release()
@@ -169,7 +168,8 @@ class LiveIndex:
 
     def _failed(self, message: str) -> None:
         self.last_error = message
-        log.warning("crampqa: cannot serve the new index version: %s", message)
+        log.warning("crampqa: cannot serve the new index version: %s (still answering "
+                    "from %s)", message, self.current.data.folder.name)
 
     def _open(self, folder: Path) -> CrampQA:
         return CrampQA.open_version(folder, corpus_dir=self.current.corpus_dir,
