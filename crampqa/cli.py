@@ -334,8 +334,9 @@ def info(
     corpus: CorpusOpt = None,
     index: IndexOpt = None,
     verify: Annotated[
-        bool, typer.Option("--verify", help="Also check the SHA-256 of every index file, "
-                           "large ones included (opening checks files up to 4 MiB).")
+        bool, typer.Option("--verify", help="Hash every index file again, large ones "
+                           "included (opening hashes those only when first opened or "
+                           "changed).")
     ] = False,
     as_json: Annotated[bool, typer.Option(
         "--json/--summary", help="Print the index manifest (JSON) instead of the summary.")
@@ -487,6 +488,9 @@ def serve(
         raise InputError(f"Cannot listen on {host}:{port} ({exc.strerror}); "
                          "choose another --port or --host.") from None
     qa = _open(corpus, index)
+    from crampqa.store import verify_files
+
+    verify_files(qa.data.folder, qa.data.manifest, full=True)  # large files too, once
     local = host in LOOPBACK_HOSTS
     if not local:
         _stderr(f"crampqa: warning: listening on {host}, reachable from other machines; "

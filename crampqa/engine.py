@@ -20,7 +20,13 @@ from crampqa.config import (
 from crampqa.corpus import CorpusState
 from crampqa.dense import DenseIndex
 from crampqa.embedding import Embedder, Encoder, get_embedder, load_query_encoder
-from crampqa.errors import REBUILD_HINT, IndexError_, IndexLockedError, InputError
+from crampqa.errors import (
+    REBUILD_HINT,
+    DiskFullError,
+    IndexError_,
+    IndexLockedError,
+    InputError,
+)
 from crampqa.indexing import BuildSummary, build_index
 from crampqa.lexical import LexicalIndex
 from crampqa.manifest import IndexInputs, freshness
@@ -156,6 +162,11 @@ class CrampQA:
                 # another process is rebuilding: answer from the last complete version
                 notice = (f"The index is being rebuilt by another process ({reason}); "
                           "answering from the previous complete version.")
+            except DiskFullError as exc:
+                if folder is None:
+                    raise
+                notice = (f"No space left in {exc.root} to update the index ({reason}): "
+                          "free some space; answering from the previous complete version.")
             else:
                 folder = current_version(index)
                 if folder is None:  # pragma: no cover - build_index always commits
@@ -163,6 +174,20 @@ class CrampQA:
                 data = load_version(folder)
         return cls(data, _retriever(data, query_encoder or embedder), corpus, index, summary,
                    notice)
+
+    @classmethod
+    def open_version(
+        cls,
+        folder: Path,
+        *,
+        corpus_dir: Path | None = None,
+        verify_full: bool = False,
+        query_encoder: Encoder | None = None,
+    ) -> CrampQA:
+        """Open one complete version folder as it is: no freshness check, no build (the
+        web service following ``CURRENT`` uses this). ``verify_full`` hashes every file."""
+        data = load_version(folder, verify_full=verify_full)
+        return cls(data, _retriever(data, query_encoder), corpus_dir, folder.parent)
 
     # ---- asking -----------------------------------------------------------------------
     @property

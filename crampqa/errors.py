@@ -8,6 +8,10 @@ prints tracebacks for user mistakes.
 
 from __future__ import annotations
 
+import errno
+import os
+from pathlib import Path
+
 #: How every message about an unusable index ends.
 REBUILD_HINT = "run `crampqa index --rebuild`"
 
@@ -64,6 +68,38 @@ class IndexLockedError(IndexError_):
 
     exit_code = 5
     code = "index_locked"
+
+
+class DiskFullError(IndexError_):
+    """The disk (or quota) holding the index is full: nothing was changed."""
+
+    code = "disk_full"
+    http_status = 507
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(f"No space left in {root}: free some space and try again; the "
+                         "index was not changed.")
+        self.root = root
+
+
+#: Errors of a full disk or an exhausted quota.
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_NO_SPACE_TEXTS = tuple(os.strerror(number) for number in NO_SPACE_ERRNOS)
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """Whether ``exc``, or an error that led to it, is a full disk or exhausted quota:
+    an ``OSError`` with that errno, or an error whose text carries its message (what
+    ``shutil.copytree`` and FAISS raise)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS:
+            return True
+        if any(text in str(exc) for text in _NO_SPACE_TEXTS):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 class ModelError(CrampQAError):

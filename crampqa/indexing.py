@@ -25,7 +25,7 @@ from crampqa.chunking import Chunk, chunk_text
 from crampqa.config import IndexSettings, Progress
 from crampqa.corpus import CorpusState, Document, no_documents_error
 from crampqa.embedding import Embedder, get_embedder
-from crampqa.errors import CorpusError, IndexError_
+from crampqa.errors import CorpusError, DiskFullError, IndexError_, is_disk_full
 from crampqa.lexical import LexicalIndex
 from crampqa.manifest import Action, CorpusRecord, Freshness, IndexInputs, Manifest, freshness
 from crampqa.store import (
@@ -292,8 +292,11 @@ def build_index(
             if progress:
                 progress("committing", 0, 1)
             summary.folder = commit_version(index_root, tmp, manifest)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
+            if is_disk_full(exc) and not isinstance(exc, DiskFullError):
+                # whatever wrote it (numpy, bm25s, FAISS, copytree, the ONNX export)
+                raise DiskFullError(index_root) from None
             raise
     summary.documents, summary.passages = len(plan.documents), len(plan.passages)
     summary.added, summary.changed = plan.added, plan.changed

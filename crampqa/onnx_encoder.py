@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from crampqa.errors import REBUILD_HINT, ModelError
+from crampqa.errors import REBUILD_HINT, ModelError, is_disk_full
 
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
@@ -275,6 +275,9 @@ def export_onnx(model_dir: Path, out_dir: Path) -> None:
             exported = True
             break
         except Exception as exc:  # try the other exporter, report both if neither works
+            if is_disk_full(exc):  # not an exporter problem: the build reports it
+                tmp_model.unlink(missing_ok=True)
+                raise
             errors.append(f"{'dynamo' if dynamo else 'torchscript'}: {type(exc).__name__}: {exc}")
         finally:
             for lg, level in zip(loggers, levels, strict=True):

@@ -4,6 +4,8 @@ Layout of an index root (``indexes/default``)::
 
     CURRENT                  name of the complete version readers should open
     .lock                    held by a builder (flock) while it writes
+    .verified/<version>.json which files over 4 MiB were hashed, and the size, times and
+                             inode they had then (see verify_files)
     v-<time>-<pid>/          one complete version
         manifest.json        format version, model + weights hash, settings, corpus hashes,
                              per-file SHA-256 and sizes
@@ -20,6 +22,9 @@ Layout of an index root (``indexes/default``)::
 A build writes a new version folder, then replaces ``CURRENT`` with
 ``os.replace`` (atomic), so readers see the old or the new index, never a
 half-written one. Nothing is pickled: arrays load with ``allow_pickle=False``.
+
+A running service holds a :class:`VersionLease` (a shared ``flock`` on the version
+folder) on the version it answers from; :func:`prune_versions` skips leased versions.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import fcntl
 import json
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -41,14 +47,24 @@ from numpy.typing import NDArray
 from crampqa.chunking import KINDS, Chunk
 from crampqa.config import IndexSettings
 from crampqa.corpus import Document, sha256_file
-from crampqa.errors import REBUILD_HINT, IndexError_, IndexLockedError
+from crampqa.errors import (
+    NO_SPACE_ERRNOS,
+    REBUILD_HINT,
+    DiskFullError,
+    IndexError_,
+    IndexLockedError,
+)
 from crampqa.manifest import MANIFEST, Manifest
 
 CURRENT_FILE = "CURRENT"
 LOCK_FILE = ".lock"
 #: Files up to this size are hashed whenever an index is opened; larger ones (the ONNX
-#: model, big arrays) only with a full verification (`crampqa info --verify`).
+#: model, big arrays) once per version: when first opened (or built), recorded in
+#: ``.verified/``, and again whenever their size, times or inode change, or with a full
+#: verification (`crampqa info --verify`, `crampqa serve` at start-up).
 FULL_HASH_MAX = 4 << 20
+#: Folder of the index root holding one verification record per version.
+VERIFIED_DIR = ".verified"
 
 
 @dataclass(frozen=True)
@@ -235,6 +251,8 @@ def build_lock(root: Path, wait: bool = False) -> Iterator[None]:
         root.mkdir(parents=True, exist_ok=True)
         handle = (root / LOCK_FILE).open("a+")
     except OSError as exc:
+        if exc.errno in NO_SPACE_ERRNOS:
+            raise DiskFullError(root) from None
         raise IndexError_(
             f"Cannot write to the index folder {root}: {exc.strerror}; "
             "choose a writable folder with --index DIR."
@@ -265,10 +283,13 @@ def new_version_folder(root: Path) -> Path:
 
 @contextlib.contextmanager
 def _writing(root: Path) -> Iterator[None]:
-    """Turn a failed write into one clear :class:`IndexError_` (read-only folder, full disk)."""
+    """Turn a failed write into one clear :class:`IndexError_` (:class:`DiskFullError`
+    for a full disk)."""
     try:
         yield
     except OSError as exc:
+        if exc.errno in NO_SPACE_ERRNOS:
+            raise DiskFullError(root) from None
         raise IndexError_(
             f"Cannot write the index in {root}: {exc.strerror or exc}; free some space or "
             "choose a writable folder with --index DIR."
@@ -292,39 +313,145 @@ def write_documents(folder: Path, documents: list[Document]) -> None:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def checksums(folder: Path) -> dict[str, dict[str, Any]]:
-    """SHA-256 and size of every file in a version folder except the manifest."""
+def checksums(folder: Path, verified: dict[str, dict[str, Any]] | None = None
+              ) -> dict[str, dict[str, Any]]:
+    """SHA-256 and size of every file in a version folder except the manifest; with
+    ``verified``, also the verification record of its large files (see verify_files)."""
     result: dict[str, dict[str, Any]] = {}
     for path in sorted(folder.rglob("*")):
         if path.is_file() and path.name != MANIFEST:
             rel = path.relative_to(folder).as_posix()
-            result[rel] = {"sha256": sha256_file(path), "size": path.stat().st_size}
+            stamp = _stamp(path)
+            result[rel] = {"sha256": sha256_file(path), "size": stamp[0]}
+            if verified is not None and stamp[0] > FULL_HASH_MAX:
+                verified[rel] = {"sha256": result[rel]["sha256"], "stat": stamp}
     return result
+
+
+def _stamp(path: Path) -> list[int]:
+    """What changes whenever a file's bytes are written: size, mtime, ctime, inode."""
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+
+def _record_path(folder: Path) -> Path:
+    return folder.parent / VERIFIED_DIR / f"{folder.name}.json"
+
+
+def _read_record(folder: Path) -> dict[str, Any]:
+    """The verification record of a version (empty when none or unreadable)."""
+    try:
+        data = json.loads(_record_path(folder).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    files = data.get("files") if isinstance(data, dict) else None
+    return files if isinstance(files, dict) else {}
+
+
+def _write_record(folder: Path, files: dict[str, dict[str, Any]]) -> None:
+    """Record which large files were verified (atomic; skipped when the folder cannot be
+    written: they are hashed again next time)."""
+    path = _record_path(folder)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    try:
+        path.parent.mkdir(exist_ok=True)
+        tmp.write_text(json.dumps({"files": files}), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def commit_version(root: Path, tmp: Path, manifest: Manifest) -> Path:
     """Finish a version: manifest with checksums, fsync, rename, swap ``CURRENT``."""
     final = root / tmp.name.removeprefix(".tmp-")
+    verified: dict[str, dict[str, Any]] = {}
     with _writing(root):
-        manifest.with_files(checksums(tmp)).dump(tmp)
+        manifest.with_files(checksums(tmp, verified)).dump(tmp)
         _fsync_tree(tmp)
-        os.replace(tmp, final)
+        os.replace(tmp, final)  # the files keep their inode and times
         pointer_tmp = root / f".{CURRENT_FILE}.{os.getpid()}"
-        pointer_tmp.write_text(final.name + "\n", encoding="utf-8")
-        with pointer_tmp.open("rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(pointer_tmp, root / CURRENT_FILE)
+        try:
+            _write_record(final, verified)
+            pointer_tmp.write_text(final.name + "\n", encoding="utf-8")
+            with pointer_tmp.open("rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(pointer_tmp, root / CURRENT_FILE)
+        except BaseException:  # e.g. no space for the pointer: CURRENT is unchanged
+            pointer_tmp.unlink(missing_ok=True)
+            shutil.rmtree(final, ignore_errors=True)
+            raise
     _fsync_dir(root)
     prune_versions(root, keep=final.name)
     return final
 
 
+class VersionLease:
+    """A shared ``flock`` on a version folder, held while a long-running reader (``crampqa
+    serve``) answers from it: :func:`prune_versions` never removes a leased version.
+
+    The lock is on the folder itself (nothing is written into it). Taking a lease fails
+    with :class:`IndexError_` when the folder is gone or is being removed right now.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._fd: int | None = None
+        try:
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            raise IndexError_(f"Index version {folder.name} in {folder.parent} is gone; "
+                              f"{REBUILD_HINT}.") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            # removed between open and lock (a prune that finished just then)?
+            if os.stat(folder).st_ino != os.fstat(fd).st_ino:
+                raise FileNotFoundError(folder)
+        except OSError:
+            os.close(fd)
+            raise IndexError_(f"Index version {folder.name} in {folder.parent} is being "
+                              f"removed; {REBUILD_HINT}.") from None
+        self._fd = fd
+
+    @property
+    def held(self) -> bool:
+        """Whether the lease is still held."""
+        return self._fd is not None
+
+    def release(self) -> None:
+        """Let the version be pruned again (idempotent)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        self.release()
+
+
+def _remove_unleased(folder: Path) -> bool:
+    """Remove a version folder unless a reader holds a :class:`VersionLease` on it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a running service answers from it
+        shutil.rmtree(folder, ignore_errors=True)  # holding the lock: no lease starts now
+        return True
+    finally:
+        os.close(fd)
+
+
 def prune_versions(root: Path, keep: str) -> None:
     """Remove older versions and abandoned temporary folders (keeps one previous version
-    so that a reader that opened it a moment ago can finish)."""
+    so that a reader that opened it a moment ago can finish, and every version a running
+    service holds a :class:`VersionLease` on)."""
     versions = sorted(p for p in root.glob("v-*") if p.is_dir() and p.name != keep)
     for old in versions[:-1]:
-        shutil.rmtree(old, ignore_errors=True)
+        _remove_unleased(old)
     for tmp in root.glob(".tmp-v-*"):  # left by a build that was killed
         pid = tmp.name.rsplit("-", 1)[-1]
         if pid.isdigit() and not _pid_alive(int(pid)):
@@ -333,6 +460,9 @@ def prune_versions(root: Path, keep: str) -> None:
         pid = pointer.name.rsplit(".", 1)[-1]
         if pid.isdigit() and not _pid_alive(int(pid)):
             pointer.unlink(missing_ok=True)
+    for record in (root / VERIFIED_DIR).glob("*.json"):
+        if not (root / record.stem).is_dir():
+            record.unlink(missing_ok=True)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -372,8 +502,12 @@ REQUIRED_FILES = ("documents.jsonl", "passages.npy", "sentences.npy", "embedding
 
 
 def verify_files(folder: Path, manifest: Manifest, full: bool = False) -> None:
-    """Check every file the manifest lists: present, same size and, with ``full``
-    or for small files, same SHA-256. Large files are hashed only with ``full``.
+    """Check every file the manifest lists: present, same size and same SHA-256.
+
+    Files over :data:`FULL_HASH_MAX` are hashed once per version: the record in
+    ``.verified/`` keeps each one's SHA-256 with its size, mtime, ctime and inode when
+    it was hashed, and while those are unchanged it is not hashed again (a write, even
+    one of the same size, changes the ctime). ``full`` hashes every file regardless.
 
     Also refuses what a builder never writes: a listed path that is a symlink or leads
     outside the folder, a required file the manifest does not list, and any file the
@@ -387,6 +521,8 @@ def verify_files(folder: Path, manifest: Manifest, full: bool = False) -> None:
         raise IndexError_(f"The index manifest in {folder} does not list {missing[0]}; "
                           f"{REBUILD_HINT}.")
     root = folder.resolve()
+    record = {} if full else _read_record(folder)
+    verified: dict[str, dict[str, Any]] = {}
     for rel, info in files.items():
         path = folder / rel
         if not isinstance(info, dict) or path.is_symlink() \
@@ -394,27 +530,37 @@ def verify_files(folder: Path, manifest: Manifest, full: bool = False) -> None:
             raise IndexError_(f"The index manifest in {folder} names a path outside it or "
                               f"a link ({rel}); {REBUILD_HINT}.")
         try:
-            size = path.stat().st_size
+            stamp = _stamp(path)
         except OSError:
             raise IndexError_(f"Index file {rel} is missing in {folder}; {REBUILD_HINT}.") from None
+        size = stamp[0]
         if size != info.get("size"):
             raise IndexError_(
                 f"Index file {rel} is truncated or damaged (size {size}, expected "
                 f"{info.get('size')}); {REBUILD_HINT}."
             )
+        large = size > FULL_HASH_MAX
+        seen = {"sha256": info.get("sha256"), "stat": stamp}
+        if large and record.get(rel) == seen:
+            verified[rel] = seen  # hashed before, untouched since
+            continue
         try:
-            digest = sha256_file(path) if full or size <= FULL_HASH_MAX else None
+            digest = sha256_file(path)
         except OSError as exc:
             raise IndexError_(f"Cannot read index file {rel} in {folder}: {exc.strerror}; "
                               "check the folder's permissions.") from None
-        if digest is not None and digest != info.get("sha256"):
+        if digest != info.get("sha256"):
             raise IndexError_(f"Index file {rel} is corrupted (checksum mismatch); {REBUILD_HINT}.")
+        if large:
+            verified[rel] = seen
     listed = {folder / rel for rel in files} | {folder / MANIFEST}
     for path in folder.rglob("*"):
         if path not in listed and (path.is_symlink() or not path.is_dir()):
             rel = path.relative_to(folder).as_posix()
             raise IndexError_(f"The index in {folder} holds a file its manifest does not list "
                               f"({rel}); remove it or {REBUILD_HINT}.")
+    if verified != record:
+        _write_record(folder, verified)
 
 
 def load_version(folder: Path, verify_full: bool = False) -> IndexData:

@@ -1,9 +1,11 @@
 """The crampqa web service: a JSON API and one static page over an opened :class:`CrampQA`.
 
-The index is opened once by the caller and passed to :func:`create_app`; every request
-uses that engine. Errors reach clients only as ``{"error": ..., "message": ...}``:
-:func:`error_response` is the one place a :class:`CrampQAError` becomes an HTTP response,
-and anything unexpected becomes a generic 500 without a traceback.
+The index is opened by the caller and passed to :func:`create_app`; the service then
+follows the index: a rebuilt version is loaded beside the one served and switched in
+(:mod:`crampqa.web.live`), and each ask uses the version served when it started. Errors
+reach clients only as ``{"error": ..., "message": ...}``: :func:`error_response` is the
+one place a :class:`CrampQAError` becomes an HTTP response, and anything unexpected
+becomes a generic 500 without a traceback.
 
 Questions are answered in arrival order by a small pool of engine threads (one per CPU
 by default; the query encoder and FAISS release the GIL, and an ask only reads the opened
@@ -249,6 +251,7 @@ def create_app(
     cache_entries: int = DEFAULT_MAX_ENTRIES,
     cache_bytes: int = DEFAULT_MAX_BYTES,
     engine_threads: int | None = None,
+    follow_index: bool = True,
 ) -> FastAPI:
     """The FastAPI app serving ``qa`` (already opened): JSON API, page and article view.
 
@@ -256,16 +259,23 @@ def create_app(
     any). With ``warm_up`` the query encoder runs once at start-up, so the first question
     is as fast as the rest. ``cache_entries`` and ``cache_bytes`` bound the answer cache
     (``cache_entries=0`` stores nothing). ``engine_threads`` questions are answered at
-    once (default: :func:`default_engine_threads`).
+    once (default: :func:`default_engine_threads`). With ``follow_index`` the service
+    moves to each new complete version of the index (see :mod:`crampqa.web.live`) and
+    holds a lease on the version it serves, so that builds do not prune it.
     """
     threads = default_engine_threads() if engine_threads is None else engine_threads
-    service = AnswerService(qa, threads, AnswerCache(cache_entries, cache_bytes))
+    service = AnswerService(qa, threads, AnswerCache(cache_entries, cache_bytes),
+                            follow_index=follow_index)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if warm_up:
             service.warm_up()
-        yield
+        service.start()
+        try:
+            yield
+        finally:
+            service.close()
 
     app = FastAPI(
         title="crampqa",
@@ -283,8 +293,8 @@ def create_app(
         redoc_url=None,
         debug=False,
     )
-    app.state.qa = qa
     app.state.service = service
+    app.state.live = service.live
     app.state.answer_cache = service.cache
     app.state.engine_threads = threads
     app.add_middleware(GuardMiddleware, allowed_hosts=allowed_hosts,
@@ -331,7 +341,6 @@ ASK_GET_PARAMETERS: list[dict[str, Any]] = [
 
 def _add_routes(app: FastAPI, service: AnswerService) -> None:
     """The JSON API, the page and its static files."""
-    qa = service.qa
     errors: dict[int | str, dict[str, Any]] = {
         422: {"model": ErrorBody, "description": "Unusable question or parameter."},
     }
@@ -355,7 +364,8 @@ def _add_routes(app: FastAPI, service: AnswerService) -> None:
 
     @app.get("/api/health", tags=["service"])
     def health() -> dict[str, Any]:
-        """Service status and the size and version of the opened index."""
+        """Service status, and the size and version (folder name) of the index served."""
+        qa = service.qa
         return {
             "status": "ok",
             "documents": len(qa.data.documents),
@@ -366,7 +376,7 @@ def _add_routes(app: FastAPI, service: AnswerService) -> None:
     @app.get("/api/sources", tags=["service"])
     def sources() -> list[dict[str, Any]]:
         """The indexed documents: ID, title, path, URL and size (as ``crampqa sources``)."""
-        return qa.sources()
+        return service.qa.sources()
 
     @app.get("/api/article", tags=["service"], responses={
         404: {"model": ErrorBody, "description": "Unknown source."}})

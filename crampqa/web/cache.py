@@ -5,7 +5,8 @@ same parameters over the same index give the same passages. The web service ther
 keeps the JSON bytes of recent answers, keyed by the index version, the cleaned question
 (as :func:`crampqa.engine.clean_question` returns it) and every parameter of the ask. The
 cache is a least-recently-used map bounded by entries and by bytes; it empties itself
-when it sees a new index version, and it is safe to use from several threads.
+when it sees a new index version (and never goes back to an older one), and it is safe
+to use from several threads.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class AnswerCache:
         self._entries: OrderedDict[AnswerKey, bytes] = OrderedDict()
         self._bytes = 0
         self._version: str | None = None
+        self._retired: set[str] = set()  # versions held before (a few names per rebuild)
         self._pending: dict[AnswerKey, Future[bytes]] = {}
         self._lock = threading.Lock()
 
@@ -78,18 +80,30 @@ class AnswerCache:
         """The index version the held answers belong to."""
         return self._version
 
-    def _see_version(self, version: str) -> None:
-        """Drop every answer when ``version`` differs from the one held (lock held)."""
-        if version != self._version:
-            if self._version is not None:
-                self.stats.invalidations += 1
-            self._entries.clear()
-            self._bytes = 0
-            self._version = version
+    def _see_version(self, version: str) -> bool:
+        """Drop every answer when ``version`` is new, and hold it from now on; False for
+        a version held before (an old version is never held again) (lock held)."""
+        if version == self._version:
+            return True
+        if version in self._retired:
+            return False
+        if self._version is not None:
+            self.stats.invalidations += 1
+            self._retired.add(self._version)
+        self._entries.clear()
+        self._bytes = 0
+        self._version = version
+        return True
+
+    def use_version(self, version: str) -> None:
+        """The service now answers from ``version``: the answers of older ones go."""
+        with self._lock:
+            self._see_version(version)
 
     def _stored(self, key: AnswerKey) -> bytes | None:
         """The stored answer, now the most recently used, or None (lock held)."""
-        self._see_version(key.version)
+        if not self._see_version(key.version):
+            return None
         body = self._entries.get(key)
         if body is not None:
             self._entries.move_to_end(key)

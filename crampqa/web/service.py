@@ -12,19 +12,19 @@ import json
 from collections.abc import Mapping, MutableMapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from starlette.datastructures import QueryParams
 
 from crampqa.config import DEFAULT_K, MAX_K, check_k
-from crampqa.engine import clean_question
+from crampqa.engine import CrampQA, clean_question
 from crampqa.errors import InputError
 from crampqa.web.cache import AnswerCache, AnswerKey
+from crampqa.web.live import LiveIndex
 
 if TYPE_CHECKING:
     from pydantic import TypeAdapter
-
-    from crampqa.engine import CrampQA
 
 #: Parameters ``GET /api/ask`` understands; anything else is rejected.
 ASK_PARAMS = frozenset({"q", "question", "k"})
@@ -104,28 +104,52 @@ class AnswerService:
     side equal answers given one at a time). See docs/performance.md.
     """
 
-    def __init__(self, qa: CrampQA, threads: int, cache: AnswerCache) -> None:
+    def __init__(self, qa: CrampQA, threads: int, cache: AnswerCache, *,
+                 follow_index: bool = True) -> None:
         if threads < 1:
             raise InputError("The number of engine threads must be at least 1.")
-        self.qa = qa
         self.threads = threads
         self.cache = cache
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="crampqa-engine")
+        #: the engine served now; with ``follow_index`` it moves to each rebuilt version
+        self.live = LiveIndex(qa, opener=self._open_warm, on_switch=self._switched,
+                              lease=follow_index)
+        self.follow_index = follow_index
 
-    def key(self, request: AskRequest) -> AnswerKey:
+    @property
+    def qa(self) -> CrampQA:
+        """The engine of the index version served now."""
+        return self.live.current
+
+    def key(self, request: AskRequest, qa: CrampQA | None = None) -> AnswerKey:
         """Everything the answer depends on: the index version and the request."""
-        return AnswerKey(str(self.qa.data.folder), request)
+        return AnswerKey(str((qa or self.qa).data.folder), request)
 
     def _compute(self, key: AnswerKey) -> bytes:
-        """Answer a claimed question on an engine thread and hand it to the cache."""
+        """Answer a claimed question on an engine thread and hand it to the cache.
+
+        The ask runs on the version served when it starts, kept until it ends (a switch
+        meanwhile lets it finish there)."""
         try:
-            body = render_json(self.qa.ask(key.request.question, k=key.request.k).to_dict())
+            with self.live.use() as qa:
+                body = render_json(qa.ask(key.request.question, k=key.request.k).to_dict())
+                version = str(qa.data.folder)
         except BaseException as exc:
             self.cache.finish(key, None, exc)
             raise
-        # an answer is stored only if the index version did not change while it was made
-        self.cache.finish(key, body, store=str(self.qa.data.folder) == key.version)
+        # stored only if answered by the version the key names (no switch in between)
+        self.cache.finish(key, body, store=version == key.version)
         return body
+
+    def _open_warm(self, folder: Path) -> CrampQA:
+        """Open a new version for serving: every file hashed, the encoder warmed up."""
+        qa = CrampQA.open_version(folder, corpus_dir=self.qa.corpus_dir, verify_full=True)
+        qa.ask(WARM_UP_QUESTION, k=1)
+        return qa
+
+    def _switched(self, qa: CrampQA) -> None:
+        """A new version is served: answers of the old one go."""
+        self.cache.use_version(str(qa.data.folder))
 
     async def answer(self, request: AskRequest) -> bytes:
         """The JSON of the answer: from the cache, shared with an identical request in
@@ -163,3 +187,12 @@ class AnswerService:
                 for _ in range(self.threads)]
         for done in warm:
             done.result()
+
+    def start(self) -> None:
+        """Start following the index (when asked to)."""
+        if self.follow_index:
+            self.live.start()
+
+    def close(self) -> None:
+        """Stop following the index and release the served version."""
+        self.live.close()
