@@ -388,7 +388,7 @@ def _add_routes(app: FastAPI, service: AnswerService) -> None:
         passage's offsets, its section heading and the article's title and URL."""
         from crampqa.articles import locate
 
-        return locate(qa, source).to_dict(full=True)
+        return locate(service.qa, source).to_dict(full=True)
 
     @app.api_route("/article", methods=["GET", "HEAD"], include_in_schema=False)
     def article_page() -> Response:
