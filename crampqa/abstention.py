@@ -29,7 +29,7 @@ _UNITS = frozenset({"mg", "mcg", "iu", "ml", "g", "gram", "grams", "milligram", 
 class AbstainReason:
     """Why a question was abstained on: a code for programs and a sentence for people."""
 
-    code: str  # "unknown_terms" | "no_amounts" | "not_covered"
+    code: str  # "unknown_terms" | "no_amounts" | "not_english" | "not_covered"
     message: str
     terms: tuple[str, ...] = ()
 
@@ -48,14 +48,20 @@ def abstain_reason(
     question: str,
     closest: Sequence[str],
     unknown_words: Callable[[str], list[str]],
+    english: bool = True,
 ) -> AbstainReason:
     """The reason to give for abstaining on ``question``.
 
     ``closest`` are the texts of the closest passages (the weak matches shown);
     ``unknown_words`` returns the question's content words the corpus never uses
-    (typos of corpus words excluded).
+    (typos of corpus words excluded). A question that does not look English gets no list
+    of words (all of them would be "unknown"); the answer's note says the sources are
+    in English.
     """
-    unknown = [w for w in unknown_words(question) if w not in _UNITS]
+    if not english:
+        return AbstainReason("not_english", ABSTAIN_MESSAGE)
+    # numbers and units say what is asked, not a subject the sources lack
+    unknown = [w for w in unknown_words(question) if w not in _UNITS and not w.isdigit()]
     if unknown:
         return AbstainReason(
             "unknown_terms",

@@ -220,7 +220,8 @@ class CrampQA:
             for rank, cand in enumerate(ranking.candidates, start=1)
         ]
         reason = abstain_reason(text, [p.text for p in passages[:3]],
-                                self.retriever.lexical.unknown_words) \
+                                self.retriever.lexical.unknown_words,
+                                english=not looks_not_english(text)) \
             if ranking.abstained else None
         return Answer(
             question=text,

@@ -31,8 +31,10 @@ def _q(qid: str, question: str = "why do my calves cramp at night") -> dict[str,
 
 
 def test_question_sets_declare_tuning_in_a_header_line(tmp_path: Path) -> None:
+    # questions.jsonl tuned the fusion; dev.jsonl the answer scorer's weight and threshold
     assert question_set_header(EVAL / "questions.jsonl")["tuning"] is True
-    for name in ("heldout.jsonl", "dev.jsonl"):
+    assert question_set_header(EVAL / "dev.jsonl")["tuning"] is True
+    for name in ("heldout.jsonl", "blind.jsonl"):
         assert question_set_header(EVAL / name).get("tuning") is not True
     path = tmp_path / "qs.jsonl"
     path.write_text(json.dumps({"tuning": True}) + "\n" + json.dumps(_q("a")) + "\n")
@@ -48,7 +50,7 @@ def tuned_result(real_qa: CrampQA, tmp_path_factory: pytest.TempPathFactory) -> 
     lines = (EVAL / "questions.jsonl").read_text(encoding="utf-8").splitlines()
     path = tmp_path_factory.mktemp("tuned") / "tuned.jsonl"
     path.write_text("\n".join(lines[:13]) + "\n", encoding="utf-8")
-    result = evaluate_questions(real_qa, load_questions(path), ["hybrid+rescore", "default"],
+    result = evaluate_questions(real_qa, load_questions(path), ["hybrid+rescore", "fast"],
                                 k=10, source=str(path))
     result.in_sample = question_set_header(path).get("tuning") is True
     return result
@@ -61,14 +63,14 @@ def test_in_sample_is_printed_beside_the_figures(tuned_result: EvalResult) -> No
     console = Console(width=200, record=True)
     console.print(metrics_table(tuned_result))
     table = " ".join(console.export_text().split())
-    assert "default (in-sample)" in table and "in-sample: this question set was used" in table
+    assert "fast (in-sample)" in table and "in-sample: this question set was used" in table
     report = markdown_report(tuned_result)
-    assert "| measure | hybrid+rescore (in-sample) | default (in-sample) |" in report
+    assert "| measure | hybrid+rescore (in-sample) | fast (in-sample) |" in report
 
 
 def test_identical_configurations_say_so_and_the_threshold_is_marked(
         tuned_result: EvalResult, tmp_path: Path) -> None:
-    assert same_as(tuned_result) == {"default": "hybrid+rescore"}
+    assert same_as(tuned_result) == {"fast": "hybrid+rescore"}
     assert tuned_result.abstain_threshold == pytest.approx(0.46)
     path = write_plot(tuned_result, tmp_path / "plot.png")
     assert path.stat().st_size > 10_000
@@ -91,7 +93,7 @@ def test_identical_configurations_say_so_and_the_threshold_is_marked(
         Figure.savefig = original  # type: ignore[method-assign]
     (fig,) = captured
     legends = [t.get_text() for ax in fig.axes for t in ax.get_legend().get_texts()]
-    assert "default (same as hybrid+rescore) hit@k" in legends
+    assert "fast (same as hybrid+rescore) hit@k" in legends
     assert "abstention threshold 0.46" in legends
     assert any(t.get_text() == COVERAGE_CAPTION for t in fig.texts)
     assert "below hit@1" in COVERAGE_CAPTION
@@ -111,7 +113,7 @@ def test_small_p_values_in_table_and_report(tuned_result: EvalResult) -> None:
     report = markdown_report(result)
     p_rows = [line for line in report.splitlines() if line.startswith("| p ")]
     assert p_rows and all(line.endswith("| < 0.001 |") for line in p_rows)
-    assert "| default | hit@1 | +0.000 | < 0.001 |" in report
+    assert "| fast | hit@1 | +0.000 | < 0.001 |" in report
 
 
 def test_beir_folder_with_one_split_needs_no_split_option(tmp_path: Path, fake_settings,
