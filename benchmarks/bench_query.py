@@ -168,8 +168,9 @@ def pct(values: list[float], q: float) -> float:
 
 def questions() -> list[str]:
     """Every question in eval/questions.jsonl."""
-    rows = [json.loads(line) for line in QUESTIONS.read_text("utf-8").splitlines() if line.strip()]
-    return [str(r["question"]) for r in rows]
+    from crampqa.evaluation.datasets import load_questions
+
+    return [q.question for q in load_questions(QUESTIONS)]  # skips the header line
 
 
 def say(message: str) -> None:

@@ -54,7 +54,7 @@ JUST_ABOVE = [
 
 
 def test_the_threshold_is_the_one_chosen_on_the_dev_set() -> None:
-    assert THRESHOLD == pytest.approx(0.22)
+    assert pytest.approx(0.22) == THRESHOLD
 
 
 @pytest.mark.parametrize("question", JUST_BELOW)
