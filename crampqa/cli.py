@@ -309,6 +309,14 @@ def _size_on_disk(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
+def _scorer_line(record: dict[str, str], on: bool) -> str:
+    """The answer scorer the index records, and whether asking uses it."""
+    if not record:
+        return "not recorded (index written before the answer scorer)"
+    use = "ranks and decides abstention" if on else "off: fusion alone (fast mode)"
+    return f"{record.get('name', '?')} sha256 {record.get('sha256', '?')[:12]} ({use})"
+
+
 def info_summary(qa: CrampQA) -> list[str]:
     """A few lines about the opened index, for people (`info --json` has the manifest)."""
     from crampqa.terminal import visible
@@ -320,7 +328,7 @@ def info_summary(qa: CrampQA) -> list[str]:
         f"documents   {len(qa.data.documents)}",
         f"passages    {len(qa.data.passages)}",
         f"model       {m.model.name}",
-        "scorer      none (abstention from retrieval confidence)",
+        f"scorer      {_scorer_line(m.scorer, m.settings.retrieval.scorer)}",
         f"index type  {kind}",
         f"built       {m.created or '?'}",
         f"corpus      {m.corpus.dir or '?'}",
