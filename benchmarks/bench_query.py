@@ -355,9 +355,9 @@ def table(report: dict[str, Any]) -> str:
         f"{'naive ST+FAISS process, median (s)':<44}{c['naive_median_s']:>12.3f}",
         f"{'ratio crampqa / naive':<44}{c['ratio']:>12.3f}  {'<= 0.2':>10}  "
         f"{verdict(c['ratio'], TARGETS['cold_ratio'])}",
-        f"{'warm CrampQA.ask p50 (ms)':<44}{w['p50_ms']:>12.2f}  {'<= 15':>10}  "
+        f"{'warm CrampQA.ask p50 (ms)':<44}{w['p50_ms']:>12.2f}  {'<= 40':>10}  "
         f"{verdict(w['p50_ms'], TARGETS['warm_p50_ms'])}",
-        f"{'warm CrampQA.ask p95 (ms)':<44}{w['p95_ms']:>12.2f}  {'<= 30':>10}  "
+        f"{'warm CrampQA.ask p95 (ms)':<44}{w['p95_ms']:>12.2f}  {'<= 80':>10}  "
         f"{verdict(w['p95_ms'], TARGETS['warm_p95_ms'])}",
         f"{'warm fast mode (--fast) p50 / p95 (ms)':<44}"
         f"{report['warm_fast']['p50_ms']:>6.2f} / {report['warm_fast']['p95_ms']:.2f}",
