@@ -9,7 +9,6 @@ onnxruntime + tokenizers, so the query path never imports torch. How it was trai
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from crampqa.corpus import sha256_file
 from crampqa.errors import ModelError
 
 SCORER_DIR = Path(__file__).resolve().parent / "models" / "scorer"
@@ -25,15 +25,6 @@ TOKENIZER_FILE = "tokenizer.json"
 CARD_FILE = "scorer.json"
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 _REINSTALL = "reinstall crampqa (or run `make train-scorer`)"
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def packaged_scorer_record(folder: Path | None = None) -> dict[str, str]:
@@ -84,10 +75,10 @@ class PassageScorer:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelError(f"The answer scorer's {folder / CARD_FILE} is damaged; "
                              f"{_REINSTALL}.") from exc
-        if check_hash and file_sha256(folder / MODEL_FILE) != expected:
+        if check_hash and sha256_file(folder / MODEL_FILE) != expected:
             raise ModelError(f"The answer scorer {folder / MODEL_FILE} does not match its "
                              f"SHA-256 in {CARD_FILE}; {_REINSTALL}.")
-        card["sha256"] = card.get("sha256") or file_sha256(folder / MODEL_FILE)
+        card["sha256"] = card.get("sha256") or sha256_file(folder / MODEL_FILE)
         try:
             import onnxruntime as ort
             from tokenizers import Tokenizer

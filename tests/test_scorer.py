@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from crampqa.corpus import sha256_file
 from crampqa.errors import ModelError
 from crampqa.scorer import (
     CARD_FILE,
@@ -19,7 +20,6 @@ from crampqa.scorer import (
     SCORER_DIR,
     TOKENIZER_FILE,
     PassageScorer,
-    file_sha256,
 )
 
 
@@ -33,7 +33,7 @@ def scorer_copy(tmp_path: Path) -> Path:
 def test_packaged_scorer_matches_its_recorded_hash() -> None:
     card = json.loads((SCORER_DIR / CARD_FILE).read_text(encoding="utf-8"))
     scorer = PassageScorer.load()
-    assert scorer.sha256 == card["sha256"] == file_sha256(SCORER_DIR / MODEL_FILE)
+    assert scorer.sha256 == card["sha256"] == sha256_file(SCORER_DIR / MODEL_FILE)
     assert scorer.name.startswith("crampqa-scorer@")
     # the model is committed: keep it small
     assert (SCORER_DIR / MODEL_FILE).stat().st_size <= 30 * 2**20

@@ -14,7 +14,6 @@ beside ``model.onnx`` and ``tokenizer.json``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -30,6 +29,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_data import Pair, build
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from crampqa.corpus import sha256_file
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,14 +69,6 @@ def scorer_model(base: Path, layers: int) -> Any:
             return self.head(self.dropout(pooled)).squeeze(-1)
 
     return Scorer()
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -233,13 +227,12 @@ def main() -> None:
         "training_pairs": len(train),
         "training_minutes": round((time.time() - started) / 60, 1),
         "dev_float": float_figures,
-        "sha256": sha256(args.out / "model.onnx"),
-        "tokenizer_sha256": sha256(args.out / "tokenizer.json"),
+        "sha256": sha256_file(args.out / "model.onnx"),
+        "tokenizer_sha256": sha256_file(args.out / "tokenizer.json"),
     }
     card_path = args.out / "scorer.json"
     card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
 
-    sys.path.insert(0, str(ROOT))
     from crampqa.scorer import PassageScorer
 
     scorer = PassageScorer.load(args.out, threads=args.threads)
