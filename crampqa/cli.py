@@ -208,7 +208,8 @@ def ask(
     threshold: Annotated[
         float | None,
         typer.Option("--abstain-threshold", help="Confidence below which crampqa abstains "
-                     "(the scorer's probability, 0-1; with --fast, the fusion confidence)."),
+                     "(default 0.22: the scorer's best probability plus the fusion margin; "
+                     "with --fast, the fusion confidence, default 0.46)."),
     ] = None,
     fast: Annotated[
         bool, typer.Option("--fast", help="Rank by fusion alone, without the answer scorer.")

@@ -71,7 +71,7 @@ def fake_default_model(monkeypatch: pytest.MonkeyPatch) -> None:
 
     embedder.seen = []
     monkeypatch.setitem(EMBEDDERS, MODEL_NAME, embedder)
-    for name in ("CRAMPQA_CORPUS", "CRAMPQA_INDEX", "CRAMPQA_DEBUG"):
+    for name in ("CRAMPQA_CORPUS", "CRAMPQA_INDEX", "CRAMPQA_DEBUG", "CRAMPQA_MAX_FILE_MB"):
         monkeypatch.delenv(name, raising=False)
 
 

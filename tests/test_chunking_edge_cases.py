@@ -19,10 +19,9 @@ from hypothesis import strategies as st
 
 from crampqa import CrampQA
 from crampqa.chunking import chunk_text, no_passage_reason
-from crampqa.config import MODEL_NAME, ChunkSettings
+from crampqa.config import ChunkSettings
 from crampqa.corpus import read_corpus
-from crampqa.embedding import EMBEDDERS
-from tests.conftest import CORPUS, FakeEmbedder, run_main
+from tests.conftest import CORPUS, run_main
 
 #: SHA-256 of the chunker's output on the five articles of corpus/ (offsets, kinds,
 #: headings, table headers and list introductions, sentences). Documents of heading-like
@@ -32,11 +31,7 @@ from tests.conftest import CORPUS, FakeEmbedder, run_main
 CORPUS_CHUNKS_SHA256 = "556dc4074d2079f93abbca50e88413736ca3efa4feb84306c868daf87c99a79b"
 
 
-@pytest.fixture(autouse=True)
-def fake_default_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(EMBEDDERS, MODEL_NAME, FakeEmbedder)
-    for name in ("CRAMPQA_CORPUS", "CRAMPQA_INDEX", "CRAMPQA_DEBUG", "CRAMPQA_MAX_FILE_MB"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("fake_default_model")
 
 
 def spans(text: str) -> list[str]:

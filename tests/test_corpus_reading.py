@@ -21,9 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crampqa import CrampQA
-from crampqa.config import MODEL_NAME, max_file_bytes
+from crampqa.config import max_file_bytes
 from crampqa.corpus import corpus_fingerprint, html_to_text, read_corpus, unique_ids
-from crampqa.embedding import EMBEDDERS
 from crampqa.errors import CorpusError, InputError
 from tests.conftest import FakeEmbedder, run_main
 
@@ -31,12 +30,7 @@ QUESTION = "why do my calves cramp at night"
 ARTICLE = "Night cramps. Calf cramps at night are common in older adults.\n"
 
 
-@pytest.fixture(autouse=True)
-def fake_default_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The default model name maps to the fake embedder; no env overrides leak in."""
-    monkeypatch.setitem(EMBEDDERS, MODEL_NAME, FakeEmbedder)
-    for name in ("CRAMPQA_CORPUS", "CRAMPQA_INDEX", "CRAMPQA_DEBUG", "CRAMPQA_MAX_FILE_MB"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("fake_default_model")
 
 
 def one_line_error(code: int, out: str, err: str, expected: int) -> str:

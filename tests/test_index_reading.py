@@ -10,30 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from crampqa import CrampQA
-from crampqa.config import MODEL_NAME
-from crampqa.embedding import EMBEDDERS
 from crampqa.store import CURRENT_FILE, MANIFEST, current_version, load_version
-from tests.conftest import CORPUS, FakeEmbedder, run_main
+from tests.conftest import run_main
 
 QUESTION = "why do my calves cramp at night"
 REBUILD = "run `crampqa index --rebuild`"
 
 
-@pytest.fixture(autouse=True)
-def fake_default_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(EMBEDDERS, MODEL_NAME, FakeEmbedder)
-    for name in ("CRAMPQA_CORPUS", "CRAMPQA_INDEX", "CRAMPQA_DEBUG", "CRAMPQA_MAX_FILE_MB"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("index-reading")
-    corpus = root / "corpus"
-    shutil.copytree(CORPUS, corpus)
-    CrampQA.build(corpus, root / "index", embedder=FakeEmbedder())
-    return corpus, root / "index"
+pytestmark = pytest.mark.usefixtures("fake_default_model")
 
 
 @pytest.fixture

@@ -9,12 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from crampqa.config import MODEL_NAME
-from crampqa.embedding import EMBEDDERS
 from crampqa.presentation import passage_text
 from crampqa.results import Highlight, RankedPassage
 from crampqa.terminal import json_for_terminal, visible
-from tests.conftest import FakeEmbedder, run_main
+from tests.conftest import run_main
 
 CLEAR = "\x1b[2J\x1b[H"
 TITLE = "\x1b]0;owned\x07"
@@ -24,11 +22,7 @@ DOC = ("Night cramps. Calf cramps at night are common" + CLEAR + " in older adul
        + C1_CSI + ". Stretching the calf" + TITLE + " before bed can help.\n")
 
 
-@pytest.fixture(autouse=True)
-def fake_default_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(EMBEDDERS, MODEL_NAME, FakeEmbedder)
-    for name in ("CRAMPQA_CORPUS", "CRAMPQA_INDEX", "CRAMPQA_DEBUG", "CRAMPQA_MAX_FILE_MB"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("fake_default_model")
 
 
 @pytest.fixture
