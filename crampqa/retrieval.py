@@ -4,9 +4,12 @@
 2. features: passage, sentence and BM25 similarities of every candidate;
 3. fusion: one score per candidate from its features (:data:`FUSIONS`), best first;
 4. answer scoring: the answer scorer (:mod:`crampqa.scorer`) reads the question with each
-   of the top fused candidates and orders them by its probability that the passage
-   answers (skipped in the fast mode, ``RetrievalSettings.scorer = False``);
-5. confidence and abstention: the best probability (fast mode: the best similarity);
+   of the top fused candidates; they are ordered by fused score + ``scorer_weight`` × its
+   probability that the passage answers (skipped in the fast mode, ``scorer = False``);
+5. confidence and abstention: the fusion confidence (the best similarity among the top
+   passages, less a penalty for unknown words) against ``abstain_threshold``; with the
+   scorer, its best probability among the top passages plus that confidence's margin
+   over ``abstain_threshold``, against ``scorer_threshold``;
 6. diversity: near-duplicates and overlaps dropped, another article preferred among
    close scores.
 """
