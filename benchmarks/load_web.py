@@ -14,6 +14,13 @@ connections), and 20 sequential repeats of one question of the mix. The mixes:
   question misses, and the requests behind it wait), ``popular-warm`` repeats the same
   requests once every answer is cached (a long-running service's steady state).
 
+* ``capacity`` and ``poisson`` (the restated target of the answer-scorer work): the
+  service's capacity is its throughput for distinct questions with ``--capacity-concurrency``
+  requests in flight (enough to keep every engine thread busy); then a fresh server gets
+  ``--requests`` distinct questions whose arrivals are Poisson-spaced at ``--load`` x that
+  capacity (default half), at most ``--max-in-flight`` at once, and p95 <= 100 ms is
+  checked for them. ``--rate`` gives the arrival rate instead of measuring it.
+
 Every answer is checked (status 200, a JSON answer to the question that was asked).
 Reported per mix: errors, latency p50/p95/p99/max, throughput, and the sequential
 uncached and cached p50; with the machine's load average before and after.
@@ -23,6 +30,7 @@ of CPU per request, where httpx costs about 1.7 ms, which on a 2-core machine sh
 with the server would be measured as server latency. ``--client httpx`` uses httpx.
 
     .venv/bin/python benchmarks/load_web.py --requests 200 --concurrency 200
+    .venv/bin/python benchmarks/load_web.py --mixes distinct,capacity,poisson
 """
 
 from __future__ import annotations
@@ -52,6 +60,7 @@ LEADS = ("", "quick question: ", "can you tell me ", "I keep wondering ",
          "please explain ", "my doctor is busy, so: ")
 TAILS = ("", " - thanks", " (asking for my dad)", " please")
 SEQUENTIAL = 20
+MIXES = ("distinct", "popular", "capacity", "poisson")
 
 Getter = Callable[[str], Awaitable[tuple[int, bytes]]]
 
@@ -117,7 +126,7 @@ def plan_mix(
     """The mix's requests in order, and warm-up questions that are not among them."""
     pool = reworded(questions)
     warm = pool[-SEQUENTIAL:]
-    if mix == "distinct":
+    if mix in ("distinct", "capacity", "poisson"):
         if requests > len(pool) - SEQUENTIAL:
             raise SystemExit(f"--requests: at most {len(pool) - SEQUENTIAL} distinct questions")
         return pool[:requests], warm
@@ -271,6 +280,66 @@ async def run_mix(
     return done, uncached, cached
 
 
+async def run_poisson(
+    base: str, requests: list[str], warm: list[str], k: int, rate: float, timeout: float,
+    max_in_flight: int, seed: int,
+) -> tuple[Pass, list[float]]:
+    """Warm-up (sequential), then ``requests`` sent at Poisson-spaced times (``rate`` per
+    second, exponential gaps from ``seed``), never more than ``max_in_flight`` at once: a
+    request due while that many are in flight waits, and its wait counts in its latency.
+    Returns the pass and the warm-up latencies."""
+    url = urlsplit(base)
+    host, port = url.hostname or "127.0.0.1", url.port or 80
+    idle: list[Http1] = []
+    everyone: list[Http1] = []
+    gate = asyncio.Semaphore(max_in_flight)
+    failures: list[str] = []
+
+    async def one(question: str, due: float) -> tuple[float, bool]:
+        async with gate:
+            conn = idle.pop() if idle else Http1(host, port)
+            if conn not in everyone:
+                everyone.append(conn)
+            target = "/api/ask?" + urlencode({"q": question, "k": k})
+            try:
+                status, body = await asyncio.wait_for(conn.get(target), timeout)
+                ok = answers_question(status, body, question)
+            except Exception as exc:
+                ok = False
+                failures.append(f"{type(exc).__name__}: {exc}")
+            idle.append(conn)
+        return (time.perf_counter() - due) * 1000, ok
+
+    try:
+        first = Http1(host, port)
+        everyone.append(first)
+        uncached = []
+        for q in warm:
+            started = time.perf_counter()
+            await first.get("/api/ask?" + urlencode({"q": q, "k": k}))
+            uncached.append((time.perf_counter() - started) * 1000)
+        idle.append(first)
+        gaps = random.Random(seed)
+        tasks = []
+        start = time.perf_counter()
+        due = start
+        for question in requests:
+            due += gaps.expovariate(rate)
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(question, due)))
+        results = await asyncio.gather(*tasks)
+        wall = time.perf_counter() - start
+    finally:
+        for conn in everyone:
+            conn.close()
+    for failure in failures[:5]:
+        print(f"request failed: {failure}", file=sys.stderr)
+    return Pass([ms for ms, _ in results], sum(1 for _, ok in results if not ok), wall), \
+        uncached
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the load check for each mix and print (and optionally save) the report."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -281,7 +350,15 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: the server's own, one per CPU)")
     parser.add_argument("--k", type=int, default=3)
     parser.add_argument("--mixes", default="distinct,popular",
-                        help="comma-separated: distinct, popular")
+                        help="comma-separated: distinct, popular, capacity, poisson")
+    parser.add_argument("--capacity-concurrency", type=int, default=8,
+                        help="requests in flight while capacity is measured")
+    parser.add_argument("--load", type=float, default=0.5,
+                        help="Poisson arrival rate as a share of the measured capacity")
+    parser.add_argument("--rate", type=float,
+                        help="Poisson arrivals per second (default: --load x capacity)")
+    parser.add_argument("--max-in-flight", type=int, default=64,
+                        help="bound on Poisson requests in flight at once")
     parser.add_argument("--popular", type=int, default=10,
                         help="how many questions the popular mix draws from")
     parser.add_argument("--seed", type=int, default=8, help="for the popular mix's draw")
@@ -299,35 +376,54 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--requests must be 1..10000 and --concurrency 1..256")
     if args.threads is not None and not 1 <= args.threads <= 64:
         parser.error("--threads must be 1..64")
-    if not mixes or any(m not in ("distinct", "popular") for m in mixes):
-        parser.error("--mixes takes distinct and/or popular")
+    if not mixes or any(m not in MIXES for m in mixes):
+        parser.error(f"--mixes takes {', '.join(MIXES)}")
+    if "poisson" in mixes and args.rate is None and "capacity" not in mixes:
+        parser.error("the poisson mix needs --rate or the capacity mix before it")
 
     questions = load_questions(args.questions)
     if not 1 <= args.popular <= len(questions):
         parser.error(f"--popular must be 1..{len(questions)}")
     load_before = os.getloadavg()
     reports = []
+    rate: float | None = args.rate
+    capacity: float | None = None
     for mix in mixes:
         requests, warm = plan_mix(mix, questions, args.requests, args.popular, args.seed)
+        concurrency = args.capacity_concurrency if mix == "capacity" else args.concurrency
         try:
             extra = ["--threads", str(args.threads)] if args.threads is not None else []
             with running_server(args.corpus, args.index, startup_s=args.startup,
                                 cwd=ROOT, extra_args=extra) as base:
-                passes, uncached, cached = asyncio.run(asyncio.wait_for(
-                    run_mix(base, requests, warm, args.k, args.concurrency, args.timeout,
-                            args.client, passes=2 if mix == "popular" else 1),
-                    timeout=args.budget,
-                ))
+                if mix == "poisson":
+                    assert rate is not None
+                    concurrency = args.max_in_flight
+                    done, uncached = asyncio.run(asyncio.wait_for(
+                        run_poisson(base, requests, warm, args.k, rate, args.timeout,
+                                    args.max_in_flight, args.seed),
+                        timeout=args.budget))
+                    passes, cached = [done], [math.nan]
+                else:
+                    passes, uncached, cached = asyncio.run(asyncio.wait_for(
+                        run_mix(base, requests, warm, args.k, concurrency, args.timeout,
+                                args.client, passes=2 if mix == "popular" else 1),
+                        timeout=args.budget,
+                    ))
         except ServerStartError as exc:
             raise SystemExit(str(exc)) from None
-        names = [mix] if mix == "distinct" else ["popular-cold", "popular-warm"]
+        if mix == "capacity":
+            capacity = len(requests) / passes[0].wall_s
+            if args.rate is None:
+                rate = capacity * args.load
+        names = ["popular-cold", "popular-warm"] if mix == "popular" else \
+            [f"poisson@{rate:.1f}/s" if mix == "poisson" else mix]
         for name, done in zip(names, passes, strict=True):
             p95 = round(percentile(done.latencies, 95), 1)
             reports.append(MixReport(
                 mix=name,
                 requests=len(requests),
                 unique_questions=len({" ".join(q.split()) for q in requests}),
-                concurrency=args.concurrency,
+                concurrency=concurrency,
                 errors=done.errors,
                 wall_s=round(done.wall_s, 2),
                 throughput_rps=round(len(requests) / done.wall_s, 1),
@@ -349,6 +445,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{load_after[2]:.2f} (1, 5, 15 min)")
     cols = ("mix", "requests", "unique", "errors", "p50 ms", "p95 ms", "p99 ms", "max ms",
             "req/s", "seq uncached", "seq cached", f"p95<={TARGET_P95_MS:.0f}ms")
+    if capacity is not None:
+        print(f"capacity: {capacity:.1f} distinct questions/s with "
+              f"{args.capacity_concurrency} in flight")
     print("  ".join(f"{c:>12}" for c in cols))
     for r in reports:
         row = (r.mix, r.requests, r.unique_questions, r.errors, r.p50_ms, r.p95_ms, r.p99_ms,
@@ -360,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
             "mixes": [asdict(r) for r in reports],
             "client": args.client,
             "concurrency": args.concurrency,
+            "capacity_rps": round(capacity, 2) if capacity is not None else None,
+            "poisson_rate_rps": round(rate, 2) if rate is not None else None,
             "server_threads": args.threads,
             "k": args.k,
             "target_p95_ms": TARGET_P95_MS,
