@@ -98,8 +98,9 @@ def load_questions(path: Path) -> list[str]:
     """The ``question`` field of every line of a JSONL question set."""
     questions = []
     for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            questions.append(str(json.loads(line)["question"]))
+        obj = json.loads(line) if line.strip() else {}
+        if "question" in obj:  # the set's header line has none
+            questions.append(str(obj["question"]))
     if not questions:
         raise SystemExit(f"no questions in {path}")
     return questions
@@ -290,16 +291,16 @@ async def run_poisson(
     Returns the pass and the warm-up latencies."""
     url = urlsplit(base)
     host, port = url.hostname or "127.0.0.1", url.port or 80
-    idle: list[Http1] = []
     everyone: list[Http1] = []
     gate = asyncio.Semaphore(max_in_flight)
     failures: list[str] = []
 
     async def one(question: str, due: float) -> tuple[float, bool]:
         async with gate:
-            conn = idle.pop() if idle else Http1(host, port)
-            if conn not in everyone:
-                everyone.append(conn)
+            # a new connection per request: an idle keep-alive connection may have been
+            # closed by the server between arrivals
+            conn = Http1(host, port)
+            everyone.append(conn)
             target = "/api/ask?" + urlencode({"q": question, "k": k})
             try:
                 status, body = await asyncio.wait_for(conn.get(target), timeout)
@@ -307,7 +308,7 @@ async def run_poisson(
             except Exception as exc:
                 ok = False
                 failures.append(f"{type(exc).__name__}: {exc}")
-            idle.append(conn)
+            conn.close()
         return (time.perf_counter() - due) * 1000, ok
 
     try:
@@ -318,7 +319,7 @@ async def run_poisson(
             started = time.perf_counter()
             await first.get("/api/ask?" + urlencode({"q": q, "k": k}))
             uncached.append((time.perf_counter() - started) * 1000)
-        idle.append(first)
+        first.close()
         gaps = random.Random(seed)
         tasks = []
         start = time.perf_counter()
