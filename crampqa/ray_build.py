@@ -210,6 +210,8 @@ def _quiet() -> None:
     prints its own progress."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # the C++ parts' own logs
+    # a busy machine can take longer than Ray's default to start a local head's agents
+    os.environ.setdefault("RAY_agent_register_timeout_ms", "120000")
     for name in ("ray", "ray.data"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
