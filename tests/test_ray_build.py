@@ -116,7 +116,9 @@ def test_chunks_travel_as_json_unchanged() -> None:
 def ray_address() -> str:
     address = os.environ.get("CRAMPQA_RAY_ADDRESS")
     if not address:
-        pytest.skip("no Ray head: set CRAMPQA_RAY_ADDRESS=HOST:PORT of a running head "
+        why = os.environ.get("CRAMPQA_RAY_UNAVAILABLE")
+        pytest.skip(f"no Ray head: {why}" if why else
+                    "no Ray head: set CRAMPQA_RAY_ADDRESS=HOST:PORT of a running head "
                     "(.ci/run starts one in a loopback-only network namespace)")
     pytest.importorskip("ray.data", reason="Ray is not installed: pip install 'crampqa[ray]'")
     return address
