@@ -234,12 +234,16 @@ def ray_runner(engine: EngineSettings, model: str) -> Iterator[RayRunner]:
             ray.init(address="local", num_cpus=cpus, object_store_memory=LOCAL_OBJECT_STORE,
                      include_dashboard=False, log_to_driver=False,
                      logging_level=logging.ERROR)
-    except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
+    except Exception as exc:  # Ray raises bare Exceptions too (a head that timed out)
         ray.shutdown()
-        where = f"the Ray cluster at {engine.address}" if engine.address else "a local Ray head"
         detail = " ".join(str(exc).split())[:200]
-        raise CrampQAError(f"Cannot start or reach {where} ({detail}); check --address and "
-                           "that `ray start --head` runs there.") from None
+        if engine.address:
+            raise CrampQAError(f"Cannot reach the Ray cluster at {engine.address} ({detail}); "
+                               "check --address and that `ray start --head` runs there.") \
+                from None
+        raise CrampQAError(f"Cannot start a local Ray head ({detail}); on a busy machine try "
+                           "again, or start one with `ray start --head` and pass --address.") \
+            from None
     try:
         from ray.data import DataContext
 
