@@ -153,10 +153,11 @@ def plan_build(
         return previous is not None and old is not None and \
             previous.documents[old].sha256 == doc.sha256
 
-    to_chunk = [d for d, doc in enumerate(documents) if not unchanged(doc)]
-    chunked = (runner or LocalRunner()).chunk([documents[d] for d in to_chunk],
-                                              settings.chunk)
-    chunks_of = dict(zip(to_chunk, chunked, strict=True))
+    chunks_of: dict[int, list[Chunk]] | None = None  # None: chunk here, one at a time
+    if runner is not None and not isinstance(runner, LocalRunner):
+        to_chunk = [d for d, doc in enumerate(documents) if not unchanged(doc)]
+        chunked = runner.chunk([documents[d] for d in to_chunk], settings.chunk)
+        chunks_of = dict(zip(to_chunk, chunked, strict=True))
     rows: list[list[int]] = []
     sentences: list[list[int]] = []
     new_rows: list[int] = []
@@ -166,7 +167,7 @@ def plan_build(
     counts = {"added": 0, "changed": 0, "unchanged": 0}
     for d, doc in enumerate(documents):
         old = old_by_id.get(doc.doc_id)
-        if previous is not None and old is not None and d not in chunks_of:
+        if previous is not None and old is not None and unchanged(doc):
             counts["unchanged"] += 1
             old_sent = previous.sentences
             for r in old_rows[old]:
@@ -179,7 +180,8 @@ def plan_build(
                     sentences.append([new_row, int(old_sent[s, 1]), int(old_sent[s, 2])])
             continue
         counts["added" if old is None else "changed"] += 1
-        for chunk in chunks_of[d]:
+        for chunk in (chunks_of[d] if chunks_of is not None
+                      else chunk_text(doc.text, settings.chunk)):
             row_id = len(rows)
             rows.append(PassageTable.chunk_row(d, chunk))
             new_rows.append(row_id)

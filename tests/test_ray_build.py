@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +24,13 @@ import pytest
 
 from crampqa import CrampQA
 from crampqa.chunking import chunk_text
-from crampqa.config import BuildEngine, ChunkSettings, EngineSettings
+from crampqa.config import BuildEngine, ChunkSettings, EngineSettings, IndexSettings
+from crampqa.corpus import read_corpus
 from crampqa.errors import InputError
+from crampqa.indexing import embed, plan_build
 from crampqa.ray_build import _chunk_from_json, _chunk_to_json
-from crampqa.store import current_version
-from tests.conftest import CORPUS, run_main
+from crampqa.store import current_version, load_version
+from tests.conftest import CORPUS, FakeEmbedder, run_main
 
 QUESTIONS = [
     "why do my calves cramp at night",
@@ -109,6 +112,59 @@ def test_chunks_travel_as_json_unchanged() -> None:
         decoded = [_chunk_from_json(item)
                    for item in json.loads(json.dumps([_chunk_to_json(c) for c in chunks]))]
         assert decoded == chunks
+
+
+class RecordingRunner:
+    """A runner standing in for Ray's: chunks travel through JSON as they do from Ray's
+    tasks, and every document and text sent out is recorded."""
+
+    def __init__(self) -> None:
+        self.documents: list[str] = []
+        self.texts: list[str] = []
+
+    def chunk(self, documents, settings):  # type: ignore[no-untyped-def]
+        self.documents += [d.doc_id for d in documents]
+        return [[_chunk_from_json(item) for item in json.loads(json.dumps(
+            [_chunk_to_json(c) for c in chunk_text(d.text, settings)]))] for d in documents]
+
+    def embed(self, embedder, jobs, out, stage, progress):  # type: ignore[no-untyped-def]
+        self.texts += [text for _, text in jobs]
+        for row, text in jobs:
+            out[row] = embedder.encode([text])[0]
+
+
+def test_a_remote_runner_plans_the_same_version_and_sends_only_changes(
+    corpus_copy: Path, fake_settings: IndexSettings
+) -> None:
+    """plan_build/embed with another runner (as --engine ray uses them) give the local
+    plan; an incremental plan sends only the changed document and its texts."""
+    documents = read_corpus(corpus_copy).documents
+    local = plan_build(documents, fake_settings, None)
+    runner = RecordingRunner()
+    remote = plan_build(documents, fake_settings, None, runner)
+    assert np.array_equal(remote.passages.array, local.passages.array)
+    assert np.array_equal(remote.sentences, local.sentences)
+    assert remote.passage_jobs == local.passage_jobs
+    assert remote.sentence_jobs == local.sentence_jobs
+    assert runner.documents == [d.doc_id for d in documents]
+
+    root = corpus_copy.parent / "index"
+    CrampQA.build(corpus_copy, root, settings=fake_settings, embedder=FakeEmbedder())
+    previous = load_version(current_version(root))  # type: ignore[arg-type]
+    changed = documents[2]
+    edited = replace(changed, text=changed.text + "\n\nMagnesium helps.", sha256="0" * 64)
+    documents = [edited if d is changed else d for d in documents]
+    runner = RecordingRunner()
+    plan = plan_build(documents, fake_settings, previous, runner)
+    passages, _ = embed(plan, FakeEmbedder(), previous, None, runner)  # type: ignore[arg-type]
+    assert runner.documents == [changed.doc_id]
+    assert (plan.changed, plan.unchanged) == (1, len(documents) - 1)
+    assert len(runner.texts) == len(plan.passage_jobs) + len(plan.sentence_jobs)
+    assert plan.passage_jobs and all(plan.passages.array[row, 0] == 2
+                                     for row, _ in plan.passage_jobs)
+    local_plan = plan_build(documents, fake_settings, previous)
+    local_passages, _ = embed(local_plan, FakeEmbedder(), previous, None)  # type: ignore[arg-type]
+    np.testing.assert_allclose(passages, local_passages, atol=1e-6)
 
 
 # ---- against a running Ray head -----------------------------------------------------------
