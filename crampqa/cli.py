@@ -246,19 +246,32 @@ def index(
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait for another build of this index to finish.")
     ] = False,
+    engine: Annotated[
+        str, typer.Option("--engine", help="Where chunking and embedding run: local, or ray "
+                          "(a Ray cluster; needs pip install 'crampqa[ray]').")
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option("--address", metavar="HOST:PORT", help="With --engine ray: "
+                                 "a running Ray head (default: start a local one).")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="With --engine ray: embedding workers "
+                                 "(default: one per CPU of the cluster).")
+    ] = None,
 ) -> None:
     """Build or update the index (only new or changed documents are embedded)."""
     from dataclasses import replace
 
-    from crampqa.config import AnnKind, IndexSettings
+    from crampqa.config import AnnKind, BuildEngine, EngineSettings, IndexSettings
     from crampqa.engine import CrampQA
 
     settings = IndexSettings()
     if ann is not None:
         settings = replace(settings, ann=AnnKind.parse(ann))
+    where = EngineSettings(BuildEngine.parse(engine), address=address, workers=workers)
     with build_progress(True) as progress:
         summary = CrampQA.build(corpus, index, settings=settings, rebuild=rebuild,
-                                progress=progress, wait_for_lock=wait)
+                                progress=progress, wait_for_lock=wait, engine=where)
     _report_build(summary)
 
 

@@ -70,11 +70,56 @@ class AnnKind(_Choice):
     AUTO = "auto"
 
 
+class BuildEngine(_Choice):
+    """Where a build chunks and embeds: in this process, or on a Ray cluster."""
+
+    LOCAL = "local"
+    RAY = "ray"
+
+
 #: What an unknown value of each choice says (docs/errors.md lists these messages).
 _UNKNOWN = {
     "Fusion": "Unknown fusion '{value}' (choose {choices}).",
     "AnnKind": "Unknown --ann '{value}' (choose flat, hnsw or auto).",
+    "BuildEngine": "Unknown --engine '{value}' (choose local or ray).",
 }
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Where a build runs its chunking and embedding (crampqa/ray_build.py).
+
+    Not saved in the manifest: both engines write the same index version. Planning
+    (what changed) and the final write stay in the building process either way.
+    """
+
+    engine: BuildEngine = BuildEngine.LOCAL
+    #: ray: ``HOST:PORT`` of a running Ray head; None starts a private local one
+    address: str | None = None
+    #: ray: embedding workers (each loads the model once); None: one per CPU of the cluster
+    workers: int | None = None
+    #: ray: CPUs each embedding worker reserves (and torch threads it uses)
+    cpus_per_worker: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "engine", BuildEngine.parse(self.engine))
+        if self.address is not None and self.engine is not BuildEngine.RAY:
+            raise InputError("--address needs --engine ray.")
+        if self.address is not None and not _is_host_port(self.address):
+            raise InputError(f"--address must be HOST:PORT, e.g. 10.0.0.5:6379 "
+                             f"(got {self.address!r}).")
+        for name in ("workers", "cpus_per_worker"):
+            value = getattr(self, name)
+            if value is None and name == "workers":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"{name.replace('_', ' ')} must be a whole number of at "
+                                 f"least 1 (got {value!r}).")
+
+
+def _is_host_port(address: str) -> bool:
+    host, sep, port = address.rpartition(":")
+    return bool(sep and host.strip() and port.isdigit() and 0 < int(port) < 65536)
 
 
 @dataclass(frozen=True)

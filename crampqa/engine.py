@@ -10,6 +10,8 @@ from crampqa.abstention import abstain_reason
 from crampqa.config import (
     DEFAULT_K,
     MAX_QUESTION_CHARS,
+    BuildEngine,
+    EngineSettings,
     IndexSettings,
     Progress,
     RetrievalSettings,
@@ -102,12 +104,23 @@ class CrampQA:
         progress: Progress | None = None,
         embedder: Embedder | None = None,
         wait_for_lock: bool = False,
+        engine: str | EngineSettings = "local",
+        address: str | None = None,
+        workers: int | None = None,
     ) -> BuildSummary:
-        """Build or update the index of ``corpus_dir`` in ``index_dir``."""
+        """Build or update the index of ``corpus_dir`` in ``index_dir``.
+
+        ``engine="ray"`` chunks and embeds on a Ray cluster (``address`` ``HOST:PORT`` of a
+        running head, or None for a private local one; ``workers`` embedding workers):
+        the same index version as a local build (``pip install 'crampqa[ray]'``).
+        """
         corpus = Path(corpus_dir) if corpus_dir else default_corpus_dir()
         index = Path(index_dir) if index_dir else default_index_dir()
+        where = engine if isinstance(engine, EngineSettings) else \
+            EngineSettings(BuildEngine.parse(engine), address=address, workers=workers)
         return build_index(corpus, index, settings=settings, embedder=embedder,
-                           progress=progress, rebuild=rebuild, wait_for_lock=wait_for_lock)
+                           progress=progress, rebuild=rebuild, wait_for_lock=wait_for_lock,
+                           engine=where)
 
     @classmethod
     def open(

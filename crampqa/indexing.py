@@ -7,22 +7,27 @@ documents: same content hash, same model and chunker) and which must be embedded
 *embed* stage fills the vectors; the *write* stage saves arrays, BM25, FAISS and the
 query encoder into a new version folder, which is then swapped in atomically. A model
 or chunker change forces a full rebuild.
+
+Chunking and embedding go through a :class:`Runner`: :class:`LocalRunner` does them in
+this process; ``crampqa.ray_build.RayRunner`` (``--engine ray``) fans them out on a Ray
+cluster. Planning and writing stay here either way, so both give the same version.
 """
 
 from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from crampqa.chunking import Chunk, chunk_text
-from crampqa.config import IndexSettings, Progress
+from crampqa.config import BuildEngine, ChunkSettings, EngineSettings, IndexSettings, Progress
 from crampqa.corpus import CorpusState, Document, no_documents_error
 from crampqa.embedding import Embedder, get_embedder
 from crampqa.errors import CorpusError, DiskFullError, IndexError_, is_disk_full
@@ -44,6 +49,52 @@ from crampqa.store import (
 EMBED_BATCH = 256
 
 Job = tuple[int, str]  # (row to fill, text to embed)
+
+
+class Runner(Protocol):
+    """Does a build's two heavy steps: chunking documents and embedding texts."""
+
+    def chunk(self, documents: list[Document], settings: ChunkSettings) -> list[list[Chunk]]:
+        """The chunks of each document, in the order given."""
+        ...
+
+    def embed(self, embedder: Embedder, jobs: list[Job], out: NDArray[np.float32],
+              stage: str, progress: Progress | None) -> None:
+        """Fill ``out[row]`` with the vector of each job's text, reporting ``stage``."""
+        ...
+
+
+class LocalRunner:
+    """Chunks and embeds in this process (the default engine)."""
+
+    def chunk(self, documents: list[Document], settings: ChunkSettings) -> list[list[Chunk]]:
+        """The chunks of each document, in the order given."""
+        return [chunk_text(doc.text, settings) for doc in documents]
+
+    def embed(self, embedder: Embedder, jobs: list[Job], out: NDArray[np.float32],
+              stage: str, progress: Progress | None) -> None:
+        """Embed in batches of :data:`EMBED_BATCH`, longest texts first."""
+        _embed(embedder, jobs, out, stage, progress)
+
+
+@contextmanager
+def open_runner(engine: EngineSettings | None, model: str) -> Iterator[Runner]:
+    """The runner for ``engine``; a Ray runner is connected here and let go at the end."""
+    if engine is None or engine.engine is BuildEngine.LOCAL:
+        yield LocalRunner()
+        return
+    from crampqa.ray_build import ray_runner  # only here: a local build never imports Ray
+
+    with ray_runner(engine, model) as runner:
+        yield runner
+
+
+def check_engine(engine: EngineSettings | None) -> None:
+    """Fail early (before reading the corpus) when the engine cannot be used here."""
+    if engine is not None and engine.engine is BuildEngine.RAY:
+        from crampqa.ray_build import require_ray
+
+        require_ray()
 
 
 @dataclass
@@ -89,11 +140,24 @@ def _sentence_text(doc: Document, chunk: Chunk, span: tuple[int, int]) -> str:
 
 
 def plan_build(
-    documents: list[Document], settings: IndexSettings, previous: IndexData | None
+    documents: list[Document], settings: IndexSettings, previous: IndexData | None,
+    runner: Runner | None = None,
 ) -> BuildPlan:
-    """Chunk new and changed documents; take unchanged ones' rows from ``previous``."""
+    """Chunk new and changed documents (with ``runner``, by default here); take unchanged
+    ones' rows from ``previous``."""
     old_by_id: dict[str, int] = previous.doc_index if previous is not None else {}
     old_rows = previous.passages.rows_by_doc() if previous is not None else []
+
+    def unchanged(doc: Document) -> bool:
+        old = old_by_id.get(doc.doc_id)
+        return previous is not None and old is not None and \
+            previous.documents[old].sha256 == doc.sha256
+
+    chunks_of: dict[int, list[Chunk]] | None = None  # None: chunk here, one at a time
+    if runner is not None and not isinstance(runner, LocalRunner):
+        to_chunk = [d for d, doc in enumerate(documents) if not unchanged(doc)]
+        chunked = runner.chunk([documents[d] for d in to_chunk], settings.chunk)
+        chunks_of = dict(zip(to_chunk, chunked, strict=True))
     rows: list[list[int]] = []
     sentences: list[list[int]] = []
     new_rows: list[int] = []
@@ -103,8 +167,7 @@ def plan_build(
     counts = {"added": 0, "changed": 0, "unchanged": 0}
     for d, doc in enumerate(documents):
         old = old_by_id.get(doc.doc_id)
-        if previous is not None and old is not None and \
-                previous.documents[old].sha256 == doc.sha256:
+        if previous is not None and old is not None and unchanged(doc):
             counts["unchanged"] += 1
             old_sent = previous.sentences
             for r in old_rows[old]:
@@ -117,7 +180,8 @@ def plan_build(
                     sentences.append([new_row, int(old_sent[s, 1]), int(old_sent[s, 2])])
             continue
         counts["added" if old is None else "changed"] += 1
-        for chunk in chunk_text(doc.text, settings.chunk):
+        for chunk in (chunks_of[d] if chunks_of is not None
+                      else chunk_text(doc.text, settings.chunk)):
             row_id = len(rows)
             rows.append(PassageTable.chunk_row(d, chunk))
             new_rows.append(row_id)
@@ -142,9 +206,11 @@ def plan_build(
 
 
 def embed(
-    plan: BuildPlan, embedder: Embedder, previous: IndexData | None, progress: Progress | None
+    plan: BuildPlan, embedder: Embedder, previous: IndexData | None, progress: Progress | None,
+    runner: Runner | None = None,
 ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    """Passage and sentence vectors: copied where reused, embedded where new."""
+    """Passage and sentence vectors: copied where reused, embedded (with ``runner``, by
+    default here) where new."""
     dim = embedder.dim
     passages = np.zeros((len(plan.passages), dim), dtype=np.float32)
     sentences = np.zeros((len(plan.sentences), dim), dtype=np.float32)
@@ -155,8 +221,9 @@ def embed(
             if pairs:
                 new_rows, old_rows = zip(*pairs, strict=True)
                 out[list(new_rows)] = old[list(old_rows)]
-    _embed(embedder, plan.passage_jobs, passages, "passages", progress)
-    _embed(embedder, plan.sentence_jobs, sentences, "sentences", progress)
+    runner = runner or LocalRunner()
+    runner.embed(embedder, plan.passage_jobs, passages, "passages", progress)
+    runner.embed(embedder, plan.sentence_jobs, sentences, "sentences", progress)
     return passages, sentences
 
 
@@ -253,10 +320,13 @@ def build_index(
     progress: Progress | None = None,
     rebuild: bool = False,
     wait_for_lock: bool = False,
+    engine: EngineSettings | None = None,
 ) -> BuildSummary:
-    """Build (or incrementally update) the index for ``corpus_dir`` in ``index_root``."""
+    """Build (or incrementally update) the index for ``corpus_dir`` in ``index_root``;
+    ``engine`` says where chunking and embedding run (default: here)."""
     started = time.perf_counter()
     settings = settings or IndexSettings()
+    check_engine(engine)
     corpus = CorpusState(corpus_dir)
     report = corpus.report()
     if not report.documents:
@@ -280,8 +350,9 @@ def build_index(
             return summary
         tmp = new_version_folder(index_root)
         try:
-            plan = plan_build(report.documents, settings, previous)
-            vectors = embed(plan, inputs.embedder, previous, progress)
+            with open_runner(engine, settings.model) as runner:
+                plan = plan_build(report.documents, settings, previous, runner)
+                vectors = embed(plan, inputs.embedder, previous, progress, runner)
             summary.dense = write_version(tmp, plan, vectors, settings, inputs.embedder,
                                           previous, progress)
             manifest = Manifest(
