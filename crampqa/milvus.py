@@ -113,8 +113,11 @@ def create_collection(client: Any, name: str, dim: int) -> None:
         input_field_names=["terms"], output_field_names=["sparse"]))
     index = client.prepare_index_params()
     index.add_index(field_name="dense", index_type="FLAT", metric_type="IP")
+    bm25 = {"bm25_k1": BM25_K1, "bm25_b": BM25_B}
+    # pymilvus sends these as separate keys, which a Milvus server reads; milvus-lite
+    # reads only a JSON "params" entry (without it, its default k1 of 1.5): send both
     index.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
-                    params={"bm25_k1": BM25_K1, "bm25_b": BM25_B})
+                    params={**bm25, "params": bm25})
     client.create_collection(name, schema=schema, index_params=index)
 
 
