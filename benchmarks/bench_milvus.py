@@ -95,7 +95,7 @@ def main() -> None:
         log("evaluating embedded with an exact FAISS index (dense only)")
         exact = CrampQA.open_version(folder, query_encoder=embedded.retriever.encoder)
         exact.retriever.dense = DenseIndex.build(
-            exact.data.embeddings, AnnKind.FLAT)  # type: ignore[arg-type]
+            exact.data.embeddings, AnnKind.FLAT)
         results["embedded-flat"] = {c.name: c for c in
                                     evaluate_beir(exact, beir, ["dense"], 10).configs}
     report: dict[str, Any] = {

@@ -379,6 +379,13 @@ def _scorer_line(record: dict[str, str], on: bool) -> str:
     return f"{record.get('name', '?')} sha256 {record.get('sha256', '?')[:12]} ({use})"
 
 
+def _search_line(search: SearchSettings) -> str:
+    """Where the index's candidates are searched."""
+    if search.backend == "milvus":
+        return f"milvus: collection {search.collection} at {search.uri}"
+    return "embedded (FAISS and BM25 in the index folder)"
+
+
 def info_summary(qa: CrampQA) -> list[str]:
     """A few lines about the opened index, for people (`info --json` has the manifest)."""
     from crampqa.terminal import visible
@@ -392,6 +399,7 @@ def info_summary(qa: CrampQA) -> list[str]:
         f"model       {m.model.name}",
         f"scorer      {_scorer_line(m.scorer, m.settings.retrieval.scorer)}",
         f"index type  {kind}",
+        f"search      {_search_line(m.search_settings)}",
         f"built       {m.created or '?'}",
         f"corpus      {m.corpus.dir or '?'}",
         f"index       {qa.data.folder} ({size / 1e6:.1f} MB on disk, {len(m.files)} files)",
