@@ -31,7 +31,7 @@ from crampqa.errors import (
 )
 from crampqa.indexing import BuildSummary, build_index
 from crampqa.lexical import LexicalIndex
-from crampqa.manifest import IndexInputs, freshness
+from crampqa.manifest import IndexInputs, Manifest, freshness
 from crampqa.results import (
     NOT_ENGLISH_NOTE,
     Answer,
@@ -355,6 +355,12 @@ def sync_search(index: Path, search: SearchSettings | None, progress: Progress |
     """Bring the search backend of the index's current version up to date and record it
     in the manifest (``search`` None: the backend the version records). Returns a line
     for the user when a backend other than the index folder was updated."""
+    folder = current_version(index)
+    if folder is None:  # pragma: no cover - called after a build committed
+        return None
+    recorded = Manifest.load(folder).search_settings
+    if recorded.backend is Backend.EMBEDDED and search in (None, recorded):
+        return None  # the default: nothing to update or record
     with build_lock(index, wait=wait_for_lock):
         folder = current_version(index)
         if folder is None:  # pragma: no cover - called after a build committed
