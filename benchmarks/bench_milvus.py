@@ -40,6 +40,11 @@ def log(message: str) -> None:
     print(f"[bench_milvus {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def progress(stage: str, done: int, total: int) -> None:
+    if done and (done % 50 == 0 or done == total):
+        log(f"{stage}: {done}/{total}")
+
+
 def same_top(one: dict[str, dict[str, float]], two: dict[str, dict[str, float]],
              k: int = 10) -> float:
     """Share of queries whose top ``k`` documents are the same, in the same order."""
@@ -89,7 +94,7 @@ def main() -> None:
     results: dict[str, dict[str, Any]] = {}
     for name, qa in (("embedded", embedded), ("milvus", milvus)):
         log(f"evaluating {name}: {configs} on {len(beir.queries)} queries")
-        results[name] = {c.name: c for c in evaluate_beir(qa, beir, configs, 10).configs}
+        results[name] = {c.name: c for c in evaluate_beir(qa, beir, configs, 10, progress).configs}
     dense_kind = embedded.retriever.dense.kind if embedded.retriever.dense else "flat"
     if dense_kind != "flat" and "dense" in configs:
         log("evaluating embedded with an exact FAISS index (dense only)")
@@ -97,7 +102,7 @@ def main() -> None:
         exact.retriever.dense = DenseIndex.build(
             exact.data.embeddings, AnnKind.FLAT)
         results["embedded-flat"] = {c.name: c for c in
-                                    evaluate_beir(exact, beir, ["dense"], 10).configs}
+                                    evaluate_beir(exact, beir, ["dense"], 10, progress).configs}
     report: dict[str, Any] = {
         "dataset": str(args.dataset), "split": args.split, "queries": len(beir.queries),
         "passages": len(embedded.data.passages), "embedded_dense_index": dense_kind,

@@ -44,6 +44,8 @@ INSTALL_HINT = ("The Milvus backend needs the milvus extra: "
 #: The term of a passage without any (bm25s indexes such a passage as one "∅" token;
 #: Milvus's standard analyzer keeps ``\\w+`` only, and crampqa's tokenizer never makes "_").
 EMPTY_TERM = "_"
+#: Tries to open a connection before giving up (one second apart).
+CONNECT_ATTEMPTS = 3
 #: Entities per upsert or delete call.
 BATCH = 512
 #: Longest value of a Milvus VARCHAR field, in bytes.
@@ -70,12 +72,18 @@ def _short(exc: BaseException) -> str:
 
 def connect(settings: SearchSettings) -> Any:
     """A ``MilvusClient`` for ``settings.uri`` (the same code a Milvus cluster uses)."""
+    import time
+
     pymilvus = _pymilvus()
-    try:
-        return pymilvus.MilvusClient(uri=settings.uri, timeout=10)
-    except Exception as exc:  # pymilvus raises its own MilvusException and gRPC errors
-        raise BackendError(f"Cannot reach Milvus at {settings.uri} ({_short(exc)}); start "
-                           "the server or check --uri.") from None
+    for attempt in range(CONNECT_ATTEMPTS):
+        try:
+            return pymilvus.MilvusClient(uri=settings.uri, timeout=10)
+        except Exception as exc:  # pymilvus raises its own MilvusException and gRPC errors
+            if attempt == CONNECT_ATTEMPTS - 1:
+                raise BackendError(f"Cannot reach Milvus at {settings.uri} ({_short(exc)}); "
+                                   "start the server or check --uri.") from None
+            time.sleep(1.0)  # e.g. a channel the server closed while idle: try a new one
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def bm25_terms(text: str) -> str:
@@ -273,10 +281,19 @@ class MilvusSource:
     def _search(self, data: list[Any], field: str, metric: str, k: int,
                 expr: str = "") -> list[list[tuple[int, float]]]:
         """(row, distance) hits per query; source IDs the version lacks are skipped."""
-        try:
-            found = self._client.search(
+        def search() -> Any:
+            return self._client.search(
                 self.collection, data=data, anns_field=field, limit=k, filter=expr,
                 output_fields=["source_id"], search_params={"metric_type": metric})
+
+        try:
+            try:
+                found = search()
+            except Exception:  # once more on a new connection (e.g. closed while idle)
+                self._client = connect(self.settings)
+                found = search()
+        except BackendError:
+            raise
         except Exception as exc:
             raise BackendError(f"Milvus at {self.settings.uri} failed to search "
                                f"({_short(exc)}).") from None
