@@ -566,13 +566,19 @@ def evaluate_path(
     target = Path(target)
     names = resolve_configs(configs)
     limit = _check_limit(limit)
+
+    def _opened(corpus_dir: Path | None, index_dir: Path | None) -> CrampQA:
+        if search is None:
+            return open_index(corpus_dir, index_dir, progress)
+        return open_index(corpus_dir, index_dir, progress, search=search)
+
     if target.is_dir():
         if corpus is not None:
             raise EvalError("--corpus does not apply to a BEIR folder (it is its own corpus).")
         _check_k(k, limit_k=None)
         split = beir_split(target, split)
         beir = prepare_beir(target, split, limit)
-        qa = open_index(target, index or beir_index_dir(target), progress, search)
+        qa = _opened(target, index or beir_index_dir(target))
         if on_open is not None:
             on_open(qa)
         return evaluate_beir(qa, beir, names, k, progress, str(target), split)
@@ -585,7 +591,7 @@ def evaluate_path(
     if limit:
         questions = questions[:limit]
     check_texts([(q.id, q.question) for q in questions], "Question", str(target))
-    qa = open_index(corpus, index, progress, search)
+    qa = _opened(corpus, index)
     if on_open is not None:
         on_open(qa)
     result = evaluate_questions(qa, questions, names, k, progress, str(target))
