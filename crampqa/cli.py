@@ -17,7 +17,7 @@ import click
 import typer
 from rich.console import Console
 
-from crampqa.config import DEFAULT_K, Progress
+from crampqa.config import DEFAULT_K, Progress, SearchSettings
 from crampqa.errors import CrampQAError, InputError, unexpected
 
 if TYPE_CHECKING:  # imported where used, so that `crampqa --help` stays quick
@@ -75,6 +75,38 @@ IndexOpt = Annotated[
     Path | None,
     folder_option("--index", "Index folder (default: indexes/default).", "CRAMPQA_INDEX"),
 ]
+
+BackendOpt = Annotated[
+    str | None,
+    typer.Option("--backend", help="Where candidates are searched: embedded (FAISS and "
+                 "BM25 in the index folder) or milvus (needs --uri and crampqa[milvus]). "
+                 "Default: what the index records (embedded)."),
+]
+UriOpt = Annotated[
+    str | None,
+    typer.Option("--uri", help="Milvus server URI for --backend milvus, e.g. "
+                 "http://127.0.0.1:19530."),
+]
+CollectionOpt = Annotated[
+    str | None,
+    typer.Option("--collection", help="Milvus collection (default: crampqa_passages)."),
+]
+
+
+def search_settings(backend: str | None, uri: str | None,
+                    collection: str | None) -> SearchSettings | None:
+    """The search backend the options ask for; None when none is given (the index's)."""
+    from crampqa.config import DEFAULT_COLLECTION, Backend
+
+    if backend is None and uri is None and collection is None:
+        return None
+    chosen = Backend.parse(backend) if backend is not None else \
+        Backend.MILVUS if uri else Backend.EMBEDDED
+    if chosen is Backend.MILVUS:
+        from crampqa.milvus import _pymilvus
+
+        _pymilvus()  # without the extra: the one-line install hint, before any work
+    return SearchSettings(chosen, uri or "", collection or DEFAULT_COLLECTION)
 
 
 #: Seconds between two progress lines when standard error is not a terminal.
@@ -164,13 +196,14 @@ def _summary_line(s: BuildSummary) -> str:
     )
 
 
-def _open(corpus: Path | None, index: Path | None, quiet: bool = False) -> CrampQA:
+def _open(corpus: Path | None, index: Path | None, quiet: bool = False,
+          search: SearchSettings | None = None) -> CrampQA:
     """Open the engine (building with a progress bar when needed) and report, on stderr,
     what a build did and any notice, such as answering from the previous version."""
     from crampqa.engine import CrampQA
 
     with build_progress(not quiet) as progress:
-        qa = CrampQA.open(corpus, index, progress=progress)
+        qa = CrampQA.open(corpus, index, progress=progress, search=search)
     _report_opened(qa, quiet)
     return qa
 
@@ -190,6 +223,8 @@ def _report_build(summary: BuildSummary, quiet: bool = False) -> None:
         _stderr(f"Full rebuild: {reason}.")
     if not quiet:
         _stderr(_summary_line(summary))
+        if summary.search_note:
+            _stderr(summary.search_note)
 
 
 @app.command()
@@ -214,6 +249,9 @@ def ask(
     fast: Annotated[
         bool, typer.Option("--fast", help="Rank by fusion alone, without the answer scorer.")
     ] = False,
+    backend: BackendOpt = None,
+    uri: UriOpt = None,
+    collection: CollectionOpt = None,
 ) -> None:
     """Show the passages of the sources that best answer QUESTION, verbatim."""
     from crampqa.config import check_k
@@ -222,7 +260,8 @@ def ask(
     text = " ".join(question)
     clean_question(text)  # bad input fails before any index work
     check_k(k)
-    qa = _open(corpus, index, quiet=as_json)
+    search = search_settings(backend, uri, collection)
+    qa = _open(corpus, index, quiet=as_json, search=search)
     answer = qa.ask(text, k=k, fusion=fusion, abstain_threshold=threshold,
                     scorer=False if fast else None)
     if as_json:
@@ -258,8 +297,15 @@ def index(
         int | None, typer.Option("--workers", help="With --engine ray: embedding workers "
                                  "(default: one per CPU of the cluster).")
     ] = None,
+    backend: BackendOpt = None,
+    uri: UriOpt = None,
+    collection: CollectionOpt = None,
 ) -> None:
-    """Build or update the index (only new or changed documents are embedded)."""
+    """Build or update the index (only new or changed documents are embedded).
+
+    With --backend milvus --uri URI, the Milvus collection is then updated (upserts and
+    deletes by source ID) and the choice recorded in the index; on an existing index this
+    moves it to Milvus without embedding anything again."""
     from dataclasses import replace
 
     from crampqa.config import AnnKind, BuildEngine, EngineSettings, IndexSettings
@@ -269,10 +315,26 @@ def index(
     if ann is not None:
         settings = replace(settings, ann=AnnKind.parse(ann))
     where = EngineSettings(BuildEngine.parse(engine), address=address, workers=workers)
+    search = search_settings(backend, uri, collection)
+    if corpus is None and index is not None and search is not None:
+        corpus = _recorded_corpus(index)  # moving an index to Milvus: the corpus it has
     with build_progress(True) as progress:
         summary = CrampQA.build(corpus, index, settings=settings, rebuild=rebuild,
-                                progress=progress, wait_for_lock=wait, engine=where)
+                                progress=progress, wait_for_lock=wait, engine=where,
+                                search=search)
     _report_build(summary)
+
+
+def _recorded_corpus(index: Path) -> Path | None:
+    """The corpus folder the index in ``index`` was built from, if it still exists."""
+    from crampqa.store import current_version, load_version
+
+    try:
+        folder = current_version(index) if index.is_dir() else None
+        recorded = Path(load_version(folder).manifest.corpus.dir) if folder else None
+    except CrampQAError:
+        return None
+    return recorded if recorded is not None and recorded.is_dir() else None
 
 
 @app.command()
@@ -331,6 +393,13 @@ def _scorer_line(record: dict[str, str], on: bool) -> str:
     return f"{record.get('name', '?')} sha256 {record.get('sha256', '?')[:12]} ({use})"
 
 
+def _search_line(search: SearchSettings) -> str:
+    """Where the index's candidates are searched."""
+    if search.backend == "milvus":
+        return f"milvus: collection {search.collection} at {search.uri}"
+    return "embedded (FAISS and BM25 in the index folder)"
+
+
 def info_summary(qa: CrampQA) -> list[str]:
     """A few lines about the opened index, for people (`info --json` has the manifest)."""
     from crampqa.terminal import visible
@@ -344,6 +413,7 @@ def info_summary(qa: CrampQA) -> list[str]:
         f"model       {m.model.name}",
         f"scorer      {_scorer_line(m.scorer, m.settings.retrieval.scorer)}",
         f"index type  {kind}",
+        f"search      {_search_line(m.search_settings)}",
         f"built       {m.created or '?'}",
         f"corpus      {m.corpus.dir or '?'}",
         f"index       {qa.data.folder} ({size / 1e6:.1f} MB on disk, {len(m.files)} files)",
@@ -440,6 +510,9 @@ def eval_(
     k: Annotated[int, typer.Option("-k", "--top", help="How many results to rank per "
                                    "question (passages; documents for a BEIR folder): the "
                                    "depth of the metrics.")] = 10,
+    backend: BackendOpt = None,
+    uri: UriOpt = None,
+    collection: CollectionOpt = None,
 ) -> None:
     """Evaluate retrieval on a question set or BEIR split: metrics, comparison, report."""
     from crampqa.errors import EvalError
@@ -459,7 +532,8 @@ def eval_(
 
     with build_progress(not as_json) as progress:
         result = evaluate_path(target, names, k=k, split=split, limit=limit, corpus=corpus,
-                               index=index, progress=progress, on_open=opened)
+                               index=index, progress=progress, on_open=opened,
+                               search=search_settings(backend, uri, collection))
     if as_json:
         print(rep.result_json(result))
     else:
@@ -488,6 +562,9 @@ def serve(
     request_timeout: Annotated[float, typer.Option(
         min=0.1, max=600, help="Seconds a client has to send a whole request (headers and "
         "body); slower ones get 408 and are disconnected.")] = 10.0,
+    backend: BackendOpt = None,
+    uri: UriOpt = None,
+    collection: CollectionOpt = None,
 ) -> None:
     """Serve the web page and JSON API (http://127.0.0.1:8765/; OpenAPI at /openapi.json)."""
     import socket
@@ -509,7 +586,7 @@ def serve(
     except OSError as exc:
         raise InputError(f"Cannot listen on {host}:{port} ({exc.strerror}); "
                          "choose another --port or --host.") from None
-    qa = _open(corpus, index)
+    qa = _open(corpus, index, search=search_settings(backend, uri, collection))
     from crampqa.store import verify_files
 
     verify_files(qa.data.folder, qa.data.manifest, full=True)  # large files too, once
@@ -529,7 +606,7 @@ def serve(
 COMMANDS = ("ask", "show", "sources", "info", "index", "eval", "serve")
 #: Options that take a value, so the value is not mistaken for a word of the question.
 _VALUE_OPTIONS = frozenset({"-k", "--top", "--corpus", "--index", "--fusion",
-                            "--abstain-threshold"})
+                            "--abstain-threshold", "--backend", "--uri", "--collection"})
 
 
 def _words(args: list[str]) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
@@ -77,12 +78,57 @@ class BuildEngine(_Choice):
     RAY = "ray"
 
 
+class Backend(_Choice):
+    """Where candidate passages are searched: the index folder (FAISS + bm25s) or Milvus."""
+
+    EMBEDDED = "embedded"
+    MILVUS = "milvus"
+
+
 #: What an unknown value of each choice says (docs/errors.md lists these messages).
 _UNKNOWN = {
     "Fusion": "Unknown fusion '{value}' (choose {choices}).",
     "AnnKind": "Unknown --ann '{value}' (choose flat, hnsw or auto).",
     "BuildEngine": "Unknown --engine '{value}' (choose local or ray).",
+    "Backend": "Unknown --backend '{value}' (choose embedded or milvus).",
 }
+
+#: The Milvus collection crampqa uses unless told otherwise.
+DEFAULT_COLLECTION = "crampqa_passages"
+_COLLECTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Where an index's candidates are searched (``crampqa index --backend``), recorded
+    in the manifest's ``search`` entry. The index folder always keeps the documents,
+    passages and vectors: Milvus holds a copy of the vectors and the BM25 terms."""
+
+    backend: Backend = Backend.EMBEDDED
+    uri: str = ""
+    collection: str = DEFAULT_COLLECTION
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "backend", Backend.parse(self.backend))
+        if self.backend is Backend.MILVUS and not self.uri:
+            raise InputError("--backend milvus needs --uri URI (e.g. http://127.0.0.1:19530).")
+        if self.backend is Backend.EMBEDDED and self.uri:
+            raise InputError("--uri is only used with --backend milvus.")
+        if not _COLLECTION_NAME.fullmatch(self.collection):
+            raise InputError(f"Bad Milvus collection name '{self.collection}' (letters, digits "
+                             "and underscores, not starting with a digit).")
+
+    def to_dict(self) -> dict[str, str]:
+        """The manifest's ``search`` entry."""
+        if self.backend is Backend.EMBEDDED:
+            return {"backend": self.backend.value}
+        return {"backend": self.backend.value, "uri": self.uri, "collection": self.collection}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchSettings:
+        """Inverse of :meth:`to_dict` (an empty entry: the embedded backend)."""
+        return cls(Backend.parse(data.get("backend", "embedded")), str(data.get("uri", "")),
+                   str(data.get("collection", DEFAULT_COLLECTION)))
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,13 @@ from crampqa.abstention import abstain_reason
 from crampqa.config import (
     DEFAULT_K,
     MAX_QUESTION_CHARS,
+    Backend,
     BuildEngine,
     EngineSettings,
     IndexSettings,
     Progress,
     RetrievalSettings,
+    SearchSettings,
     check_k,
     default_corpus_dir,
     default_index_dir,
@@ -31,7 +33,7 @@ from crampqa.errors import (
 )
 from crampqa.indexing import BuildSummary, build_index
 from crampqa.lexical import LexicalIndex
-from crampqa.manifest import IndexInputs, freshness
+from crampqa.manifest import IndexInputs, Manifest, freshness
 from crampqa.results import (
     NOT_ENGLISH_NOTE,
     Answer,
@@ -40,7 +42,7 @@ from crampqa.results import (
     looks_not_english,
 )
 from crampqa.retrieval import Candidate, Retriever, with_overrides
-from crampqa.store import IndexData, current_version, load_version
+from crampqa.store import IndexData, build_lock, current_version, load_version, record_search
 
 
 def clean_question(question: object) -> str:
@@ -83,8 +85,12 @@ class CrampQA:
         index_dir: Path,
         build_summary: BuildSummary | None = None,
         notice: str | None = None,
+        search: SearchSettings | None = None,
     ) -> None:
         self.data = data
+        #: where candidates are searched when asked to override the index's record
+        #: (None: as the manifest records); later versions are opened the same way
+        self.search = search
         #: a one-line note for the user (e.g. answering from the previous version)
         self.notice = notice
         self.retriever = retriever
@@ -107,20 +113,31 @@ class CrampQA:
         engine: str | EngineSettings = "local",
         address: str | None = None,
         workers: int | None = None,
+        search: SearchSettings | None = None,
     ) -> BuildSummary:
         """Build or update the index of ``corpus_dir`` in ``index_dir``.
 
         ``engine="ray"`` chunks and embeds on a Ray cluster (``address`` ``HOST:PORT`` of a
         running head, or None for a private local one; ``workers`` embedding workers):
         the same index version as a local build (``pip install 'crampqa[ray]'``).
+        ``search`` (default: as the index records) chooses where candidates are searched;
+        with Milvus, the collection is then brought in line with the new version by
+        upserts and deletes, and the choice is recorded in the manifest. On an index that
+        is already up to date this is the migration: nothing is embedded again.
         """
         corpus = Path(corpus_dir) if corpus_dir else default_corpus_dir()
         index = Path(index_dir) if index_dir else default_index_dir()
         where = engine if isinstance(engine, EngineSettings) else \
             EngineSettings(BuildEngine.parse(engine), address=address, workers=workers)
-        return build_index(corpus, index, settings=settings, embedder=embedder,
-                           progress=progress, rebuild=rebuild, wait_for_lock=wait_for_lock,
-                           engine=where)
+        if search is not None and search.backend is Backend.MILVUS:
+            from crampqa.milvus import connect
+
+            connect(search).close()  # not installed or not reachable: fail before building
+        summary = build_index(corpus, index, settings=settings, embedder=embedder,
+                              progress=progress, rebuild=rebuild, wait_for_lock=wait_for_lock,
+                              engine=where)
+        summary.search_note = sync_search(index, search, progress, wait_for_lock)
+        return summary
 
     @classmethod
     def open(
@@ -133,11 +150,13 @@ class CrampQA:
         progress: Progress | None = None,
         embedder: Embedder | None = None,
         query_encoder: Encoder | None = None,
+        search: SearchSettings | None = None,
     ) -> CrampQA:
         """Open an index, building it first when it is missing or stale.
 
         With an explicit ``index_dir`` and no ``corpus_dir``, the corpus recorded in
         the index is used for the staleness check (skipped if that folder is gone).
+        ``search`` overrides where candidates are searched (default: as recorded).
         """
         index = Path(index_dir) if index_dir else default_index_dir()
         corpus: Path | None = Path(corpus_dir) if corpus_dir else None
@@ -169,6 +188,7 @@ class CrampQA:
             try:
                 summary = build_index(corpus, index, settings=settings, embedder=embedder,
                                       progress=progress)
+                summary.search_note = sync_search(index, None, progress)
             except IndexLockedError:
                 if folder is None:
                     raise
@@ -185,8 +205,8 @@ class CrampQA:
                 if folder is None:  # pragma: no cover - build_index always commits
                     raise IndexError_(f"Building the index in {index} failed; {REBUILD_HINT}.")
                 data = load_version(folder)
-        return cls(data, _retriever(data, query_encoder or embedder), corpus, index, summary,
-                   notice)
+        return cls(data, _retriever(data, query_encoder or embedder, search), corpus, index,
+                   summary, notice, search)
 
     @classmethod
     def open_version(
@@ -196,11 +216,13 @@ class CrampQA:
         corpus_dir: Path | None = None,
         verify_full: bool = False,
         query_encoder: Encoder | None = None,
+        search: SearchSettings | None = None,
     ) -> CrampQA:
         """Open one complete version folder as it is: no freshness check, no build (the
         web service following ``CURRENT`` uses this). ``verify_full`` hashes every file."""
         data = load_version(folder, verify_full=verify_full)
-        return cls(data, _retriever(data, query_encoder), corpus_dir, folder.parent)
+        return cls(data, _retriever(data, query_encoder, search), corpus_dir, folder.parent,
+                   search=search)
 
     # ---- asking -----------------------------------------------------------------------
     @property
@@ -339,8 +361,47 @@ class CrampQA:
         return self.data.manifest.to_json()
 
 
-def _retriever(data: IndexData, encoder: Encoder | None) -> Retriever:
+def sync_search(index: Path, search: SearchSettings | None, progress: Progress | None = None,
+                wait_for_lock: bool = False) -> str | None:
+    """Bring the search backend of the index's current version up to date and record it
+    in the manifest (``search`` None: the backend the version records). Returns a line
+    for the user when a backend other than the index folder was updated."""
+    folder = current_version(index)
+    if folder is None:  # pragma: no cover - called after a build committed
+        return None
+    recorded = Manifest.load(folder).search_settings
+    if recorded.backend is Backend.EMBEDDED and search in (None, recorded):
+        return None  # the default: nothing to update or record
+    with build_lock(index, wait=wait_for_lock):
+        folder = current_version(index)
+        if folder is None:  # pragma: no cover - called after a build committed
+            return None
+        data = load_version(folder)
+        recorded = data.manifest.search_settings
+        target = search or recorded
+        note = None
+        if target.backend is Backend.MILVUS:
+            from crampqa.milvus import sync
+
+            done = sync(data, target, progress)
+            note = (f"Milvus collection {target.collection} at {target.uri}: "
+                    f"{done.upserted} upserted, {done.deleted} deleted, {done.unchanged} "
+                    f"unchanged in {done.seconds:.1f}s")
+        if target != recorded:
+            record_search(folder, target.to_dict() if target.backend is Backend.MILVUS
+                          else {})
+        return note
+
+
+def _retriever(data: IndexData, encoder: Encoder | None,
+               search: SearchSettings | None = None) -> Retriever:
     model = data.manifest.model.name
+    search = search or data.manifest.search_settings
+    source = None
+    if search.backend is Backend.MILVUS:
+        from crampqa.milvus import MilvusSource
+
+        source = MilvusSource(data, search)  # fails first when Milvus is unusable
     if encoder is None:
         encoder = load_query_encoder(data.folder / "encoder", model)
     try:
@@ -348,6 +409,10 @@ def _retriever(data: IndexData, encoder: Encoder | None) -> Retriever:
     except (OSError, ValueError, KeyError) as exc:
         raise IndexError_(f"The BM25 index in {data.folder} is damaged ({exc}); "
                           f"{REBUILD_HINT}.") from None
+    if source is not None:
+        if lexical.size != len(data.passages):
+            raise IndexError_(f"The index in {data.folder} is inconsistent; {REBUILD_HINT}.")
+        return Retriever(data, encoder, lexical, None, source=source)
     dense = DenseIndex.load(data.folder / "dense.faiss")
     if dense.size != len(data.passages) or lexical.size != len(data.passages):
         raise IndexError_(f"The index in {data.folder} is inconsistent; {REBUILD_HINT}.")

@@ -102,6 +102,14 @@ def is_disk_full(exc: BaseException | None) -> bool:
     return False
 
 
+class BackendError(CrampQAError):
+    """The search backend (Milvus) is not installed, not reachable or failed."""
+
+    exit_code = 8
+    http_status = 503
+    code = "backend_error"
+
+
 class ModelError(CrampQAError):
     """The embedding model cannot be loaded from the local installation."""
 

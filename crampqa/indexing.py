@@ -114,6 +114,8 @@ class BuildSummary:
     embedded_passages: int = 0
     dense: dict[str, Any] = field(default_factory=dict)  # type and parameters built
     up_to_date: bool = False  # nothing changed: the current version was kept as it is
+    #: what updating the search backend did (Milvus), for the CLI; None: nothing to say
+    search_note: str | None = None
 
 
 @dataclass
@@ -265,9 +267,7 @@ def write_version(
     table = plan.passages
     if progress:
         progress("lexical index", 0, 1)
-    lexical = LexicalIndex.build([
-        table.doc(row).title + "\n" + table.indexed_text(row) for row in range(len(table))
-    ])
+    lexical = LexicalIndex.build([table.bm25_text(row) for row in range(len(table))])
     (tmp / "bm25").mkdir()
     lexical.save(tmp / "bm25")
     if progress:
@@ -359,7 +359,8 @@ def build_index(
                 model=inputs.identity(previous.manifest if previous is not None else None),
                 dim=inputs.embedder.dim, settings=settings, corpus=CorpusRecord.of(corpus),
                 passages=len(plan.passages), documents=len(plan.documents),
-                dense=summary.dense, scorer=inputs.scorer)
+                dense=summary.dense, scorer=inputs.scorer,
+                search=dict(previous.manifest.search) if previous is not None else {})
             if progress:
                 progress("committing", 0, 1)
             summary.folder = commit_version(index_root, tmp, manifest)

@@ -25,6 +25,10 @@ _STOPWORDS = frozenset(
 )
 
 
+#: BM25 parameters (bm25s's "lucene" scoring); the Milvus backend uses the same.
+BM25_K1 = 1.2
+BM25_B = 0.75
+
 _LOCAL = threading.local()
 
 
@@ -138,7 +142,7 @@ class LexicalIndex:
         """Index ``texts`` (one per passage)."""
         import bm25s
 
-        retriever = bm25s.BM25(k1=1.2, b=0.75)
+        retriever = bm25s.BM25(k1=BM25_K1, b=BM25_B)
         corpus = [tokenize(t) or ["\u2205"] for t in texts]
         retriever.index(corpus, show_progress=False)
         return cls(retriever, len(texts))

@@ -15,7 +15,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
-from crampqa.config import IndexSettings
+from crampqa.config import IndexSettings, SearchSettings
 from crampqa.corpus import CorpusState
 from crampqa.embedding import Embedder, ModelIdentity
 from crampqa.errors import REBUILD_HINT, CrampQAError, IndexError_
@@ -59,6 +59,10 @@ class Manifest:
     dense: dict[str, Any] = field(default_factory=dict)  # type and parameters built
     #: the answer scorer crampqa shipped when the version was written: {"name", "sha256"}
     scorer: dict[str, str] = field(default_factory=dict)
+    #: where candidates are searched (:class:`crampqa.config.SearchSettings`); empty: the
+    #: index folder itself. Written by ``crampqa index --backend`` after the version is
+    #: complete (:func:`crampqa.store.record_search`); not part of the contents.
+    search: dict[str, str] = field(default_factory=dict)
     #: relative path -> {"sha256", "size"}; filled in when the version is committed
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     created: str = field(
@@ -69,8 +73,14 @@ class Manifest:
         """A copy listing ``files``."""
         return replace(self, files=files)
 
+    @property
+    def search_settings(self) -> SearchSettings:
+        """Where this version's candidates are searched."""
+        return SearchSettings.from_dict(self.search)
+
     def to_json(self) -> dict[str, Any]:
         """The JSON object of ``manifest.json``."""
+        search = {"search": self.search} if self.search else {}
         return {
             "format_version": self.format_version,
             "created": self.created,
@@ -88,13 +98,17 @@ class Manifest:
             "counts": {"documents": self.documents, "passages": self.passages},
             "dense": self.dense,
             "scorer": self.scorer,
+            **search,
             "files": self.files,
         }
 
     def dump(self, folder: Path) -> None:
         """Write ``manifest.json`` into ``folder``."""
-        (folder / MANIFEST).write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False),
-                                       "utf-8")
+        self.dump_to(folder / MANIFEST)
+
+    def dump_to(self, path: Path) -> None:
+        """Write the manifest's JSON to ``path``."""
+        path.write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False), "utf-8")
 
     def shown(self) -> str:
         """Pretty JSON without the file list and fingerprint (for ``crampqa info``)."""
@@ -163,10 +177,22 @@ class Manifest:
             documents=counts.get("documents", -1),
             dense=dict(data.get("dense") or {}),
             scorer={str(k): str(v) for k, v in (data.get("scorer") or {}).items()},
+            search=_search_entry(data.get("search")),
             files=data["files"],
             created=str(data.get("created", "")),
             format_version=data["format_version"],
         )
+
+
+def _search_entry(raw: object) -> dict[str, str]:
+    """The manifest's ``search`` entry, checked (a bad one is a damaged manifest)."""
+    if not raw:
+        return {}
+    if not isinstance(raw, dict):
+        raise ValueError("search")
+    entry = {str(k): str(v) for k, v in raw.items()}
+    SearchSettings.from_dict(entry)  # raises InputError (a CrampQAError) when malformed
+    return entry
 
 
 class Action(IntEnum):

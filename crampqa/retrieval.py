@@ -1,6 +1,8 @@
 """Ranking passages for a question. Pure computation over an opened index, in stages:
 
-1. candidates: the dense (FAISS) and BM25 neighbours of the question;
+1. candidates: the dense and BM25 neighbours of the question, from a
+   :class:`CandidateSource`: the index folder's FAISS and bm25s files
+   (:class:`EmbeddedSource`), or a Milvus collection (:mod:`crampqa.milvus`);
 2. features: passage, sentence and BM25 similarities of every candidate;
 3. fusion: one score per candidate from its features (:data:`FUSIONS`), best first;
 4. answer scoring: the answer scorer (:mod:`crampqa.scorer`) reads the question with each
@@ -20,7 +22,7 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -120,6 +122,60 @@ def _top(scores: np.ndarray, k: int) -> np.ndarray:
     return part[np.argsort(-scores[part], kind="stable")]
 
 
+@dataclass
+class LexicalHits:
+    """A question's BM25 neighbours: the top rows (score > 0) best first, their scores,
+    the best score, and a way to score any other rows (0: no query term)."""
+
+    rows: np.ndarray
+    scores: np.ndarray
+    score_rows: Callable[[np.ndarray], np.ndarray]
+
+    @property
+    def best(self) -> float:
+        """The best BM25 score of any passage (0 when no passage has a query term)."""
+        return float(self.scores[0]) if self.scores.size else 0.0
+
+
+class CandidateSource(Protocol):
+    """Candidate generation: the dense and BM25 neighbours of a question, by passage row
+    of the opened index version. Everything after it (features, fusion, the answer
+    scorer, abstention, presentation) is the same for every source."""
+
+    #: "embedded" or "milvus"
+    name: str
+
+    def dense_rows(self, vectors: Sequence[np.ndarray], k: int) -> list[np.ndarray]:
+        """For each vector, the rows of its ``k`` nearest passages (inner product)."""
+        ...
+
+    def lexical_hits(self, question: str, k: int) -> LexicalHits:
+        """The question's ``k`` best passages by BM25 (synonyms added)."""
+        ...
+
+
+class EmbeddedSource:
+    """Candidates from the index folder itself: FAISS and the bm25s arrays."""
+
+    name = "embedded"
+
+    def __init__(self, dense: DenseIndex, lexical: LexicalIndex) -> None:
+        self.dense = dense
+        self.lexical = lexical
+
+    def dense_rows(self, vectors: Sequence[np.ndarray], k: int) -> list[np.ndarray]:
+        """FAISS search, one vector at a time."""
+        return [self.dense.search(vector, k)[0] for vector in vectors]
+
+    def lexical_hits(self, question: str, k: int) -> LexicalHits:
+        """Every passage's BM25 score; the top ``k`` of those above 0."""
+        scores = self.lexical.scores(question)
+        top = _top(scores, k) if scores.size and float(scores.max()) > 0 \
+            else np.zeros(0, dtype=np.int64)
+        top = top[scores[top] > 0]
+        return LexicalHits(top, scores[top], lambda rows: scores[rows])
+
+
 class Retriever:
     """Search over one opened index version."""
 
@@ -128,18 +184,35 @@ class Retriever:
         data: IndexData,
         encoder: Encoder,
         lexical: LexicalIndex,
-        dense: DenseIndex,
+        dense: DenseIndex | None,
         scorer: PassageScorer | None = None,
+        source: CandidateSource | None = None,
     ) -> None:
         self.data = data
         self.encoder = encoder
+        #: the BM25 vocabulary is also read for abstention (unknown words) and typos
         self.lexical = lexical
-        self.dense = dense
+        if source is None:
+            if dense is None:
+                raise ValueError("a Retriever needs a dense index or a candidate source")
+            source = EmbeddedSource(dense, lexical)
+        self.source = source
         self._scorer = scorer
         self._scorer_lock = threading.Lock()
         self._surfaces: dict[str, str] | None = None
         # sentences are stored in passage order: row ranges by binary search
         self._sentence_passage = np.asarray(data.sentences[:, 0])
+
+    @property
+    def dense(self) -> DenseIndex | None:
+        """The FAISS index the embedded source searches (None for another source)."""
+        return self.source.dense if isinstance(self.source, EmbeddedSource) else None
+
+    @dense.setter
+    def dense(self, index: DenseIndex) -> None:
+        if not isinstance(self.source, EmbeddedSource):
+            raise ValueError("only the embedded source searches a FAISS index")
+        self.source.dense = index
 
     @property
     def scorer(self) -> PassageScorer:
@@ -191,19 +264,19 @@ class Retriever:
         fusion = settings.fusion
         candidates: dict[int, Candidate] = {}
         if fusion is not Fusion.LEXICAL:
-            for vector in (query, expanded) if expanded is not query else (query,):
-                rows, _ = self.dense.search(vector, settings.dense_candidates)
+            asked = (query, expanded) if expanded is not query else (query,)
+            for rows in self.source.dense_rows(asked, settings.dense_candidates):
                 for row in rows:
                     candidates.setdefault(int(row), Candidate(int(row)))
-        lex_scores = self.lexical.scores(question)
-        best_lex = float(lex_scores.max()) if lex_scores.size else 0.0
-        if fusion is not Fusion.DENSE and best_lex > 0:
-            for row in _top(lex_scores, settings.lexical_candidates):
-                if lex_scores[row] > 0:
-                    candidates.setdefault(int(row), Candidate(int(row)))
+        lex = self.source.lexical_hits(question, settings.lexical_candidates)
+        best_lex = lex.best
+        if fusion is not Fusion.DENSE:
+            for row in lex.rows:
+                candidates.setdefault(int(row), Candidate(int(row)))
         if not candidates:
             return Ranking([], 0.0, True)
         rows_arr = np.fromiter(candidates, dtype=np.int64)
+        lex_scores = lex.score_rows(rows_arr)
         vectors = np.asarray(self.data.embeddings[rows_arr], dtype=np.float32)
         dense, dense_exp = vectors @ query, vectors @ expanded
         kinds = np.asarray(self.data.passages.kinds[rows_arr])
@@ -219,7 +292,7 @@ class Retriever:
             cand = candidates[int(row)]
             cand.dense = float(dense[i])
             cand.dense_expanded = float(dense_exp[i])
-            cand.lexical = float(lex_scores[row])
+            cand.lexical = float(lex_scores[i])
             cand.lexical_norm = cand.lexical / best_lex if best_lex > 0 else 0.0
             start, end = int(ends[i] - counts[i]), int(ends[i])
             self._sentence_features(cand, sentence_rows[start:end], sims[:, start:end],

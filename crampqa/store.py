@@ -37,7 +37,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +190,10 @@ class PassageTable:
         parts = [e.text for e in (self.heading(row), self.context(row)) if e is not None]
         parts.append(self.text(row))
         return "\n".join(parts)
+
+    def bm25_text(self, row: int) -> str:
+        """What BM25 indexes for a passage: the article title, then its indexed text."""
+        return self.doc(row).title + "\n" + self.indexed_text(row)
 
     def overlaps(self, a: int, b: int) -> bool:
         """Whether passages ``a`` and ``b`` share characters of the same document."""
@@ -346,6 +350,24 @@ def _read_record(folder: Path) -> dict[str, Any]:
         return {}
     files = data.get("files") if isinstance(data, dict) else None
     return files if isinstance(files, dict) else {}
+
+
+def record_search(folder: Path, search: dict[str, str]) -> Manifest:
+    """Rewrite the ``search`` entry of a complete version's manifest (atomic: a reader
+    sees the old or the new manifest). The entry says where candidates are searched, not
+    what the version holds, so the version stays the same otherwise."""
+    manifest = replace(Manifest.load(folder), search=dict(search))
+    tmp = folder / f".{MANIFEST}.{os.getpid()}.{threading.get_ident()}"
+    try:
+        manifest.dump_to(tmp)
+        with tmp.open("rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, folder / MANIFEST)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(folder)
+    return manifest
 
 
 def _write_record(folder: Path, files: dict[str, dict[str, Any]]) -> None:

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crampqa.config import MAX_K, Progress, check_k, indexes_dir
+from crampqa.config import MAX_K, Progress, SearchSettings, check_k, indexes_dir
 from crampqa.errors import EvalError, InputError
 from crampqa.evaluation.datasets import (
     BeirSet,
@@ -532,12 +532,13 @@ def beir_index_dir(folder: Path) -> Path:
 
 
 def open_index(
-    corpus: Path | None, index: Path | None, progress: Progress | None = None
+    corpus: Path | None, index: Path | None, progress: Progress | None = None,
+    search: SearchSettings | None = None,
 ) -> CrampQA:
     """Open (building if needed) the index that is evaluated."""
     from crampqa.engine import CrampQA
 
-    return CrampQA.open(corpus, index, progress=progress)
+    return CrampQA.open(corpus, index, progress=progress, search=search)
 
 
 def evaluate_path(
@@ -551,6 +552,7 @@ def evaluate_path(
     index: Path | None = None,
     progress: Progress | None = None,
     on_open: Callable[[CrampQA], None] | None = None,
+    search: SearchSettings | None = None,
 ) -> EvalResult:
     """Evaluate a question-set file or a BEIR folder, as ``crampqa eval`` does.
 
@@ -559,17 +561,24 @@ def evaluate_path(
     ``indexes/beir-<folder name>``. ``split`` None takes the folder's only qrels split (or
     ``dev``). ``limit`` keeps the first N questions/queries.
     ``on_open`` is called with the opened engine (to report an index build).
+    ``search`` chooses where candidates are searched (default: as the index records).
     """
     target = Path(target)
     names = resolve_configs(configs)
     limit = _check_limit(limit)
+
+    def _opened(corpus_dir: Path | None, index_dir: Path | None) -> CrampQA:
+        if search is None:
+            return open_index(corpus_dir, index_dir, progress)
+        return open_index(corpus_dir, index_dir, progress, search=search)
+
     if target.is_dir():
         if corpus is not None:
             raise EvalError("--corpus does not apply to a BEIR folder (it is its own corpus).")
         _check_k(k, limit_k=None)
         split = beir_split(target, split)
         beir = prepare_beir(target, split, limit)
-        qa = open_index(target, index or beir_index_dir(target), progress)
+        qa = _opened(target, index or beir_index_dir(target))
         if on_open is not None:
             on_open(qa)
         return evaluate_beir(qa, beir, names, k, progress, str(target), split)
@@ -582,7 +591,7 @@ def evaluate_path(
     if limit:
         questions = questions[:limit]
     check_texts([(q.id, q.question) for q in questions], "Question", str(target))
-    qa = open_index(corpus, index, progress)
+    qa = _opened(corpus, index)
     if on_open is not None:
         on_open(qa)
     result = evaluate_questions(qa, questions, names, k, progress, str(target))

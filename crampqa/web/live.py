@@ -173,7 +173,7 @@ class LiveIndex:
 
     def _open(self, folder: Path) -> CrampQA:
         return CrampQA.open_version(folder, corpus_dir=self.current.corpus_dir,
-                                    verify_full=True)
+                                    verify_full=True, search=self.current.search)
 
     def _switch(self, qa: CrampQA, lease: VersionLease) -> None:
         with self._lock:

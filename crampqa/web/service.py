@@ -143,7 +143,8 @@ class AnswerService:
 
     def _open_warm(self, folder: Path) -> CrampQA:
         """Open a new version for serving: every file hashed, the encoder warmed up."""
-        qa = CrampQA.open_version(folder, corpus_dir=self.qa.corpus_dir, verify_full=True)
+        qa = CrampQA.open_version(folder, corpus_dir=self.qa.corpus_dir, verify_full=True,
+                                  search=self.qa.search)
         qa.ask(WARM_UP_QUESTION, k=1)
         return qa
 
