@@ -246,6 +246,11 @@ def index(
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait for another build of this index to finish.")
     ] = False,
+    document_vectors: Annotated[
+        bool, typer.Option("--document-vectors", help="Add document vectors and document "
+                           "BM25 to an index built without them (no passage is "
+                           "re-embedded; new builds include them).")
+    ] = False,
 ) -> None:
     """Build or update the index (only new or changed documents are embedded)."""
     from dataclasses import replace
@@ -253,6 +258,14 @@ def index(
     from crampqa.config import AnnKind, IndexSettings
     from crampqa.engine import CrampQA
 
+    if document_vectors:
+        with build_progress(True) as progress:
+            upgrade = CrampQA.add_document_vectors(index, progress=progress,
+                                                   wait_for_lock=wait)
+        _stderr(f"Added document vectors for {upgrade.documents} documents in "
+                f"{upgrade.seconds:.1f} s → {upgrade.folder}" if upgrade.added else
+                f"The index in {upgrade.folder.parent} already has document vectors.")
+        return
     settings = IndexSettings()
     if ann is not None:
         settings = replace(settings, ann=AnnKind.parse(ann))
@@ -383,7 +396,8 @@ def eval_(
         str | None,
         typer.Option("--config", help="One configuration: default (the index's settings: "
                      "the answer scorer), fast (fusion without the scorer), dense, bm25, "
-                     "hybrid or hybrid+rescore. Default: default."),
+                     "hybrid, hybrid+rescore or naive (whole documents, BEIR folders "
+                     "only). Default: default."),
     ] = None,
     configs: Annotated[
         str | None,
@@ -391,8 +405,8 @@ def eval_(
                      "'dense,hybrid+rescore'; the first is the baseline of the comparison."),
     ] = None,
     compare: Annotated[
-        bool, typer.Option("--compare", help="Run dense, bm25, hybrid, fast and default; "
-                           "dense is the baseline.")
+        bool, typer.Option("--compare", help="Run dense, bm25, hybrid, fast and default "
+                           "(and naive, for a BEIR folder); dense is the baseline.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     report: Annotated[
@@ -439,14 +453,15 @@ def eval_(
     if len(chosen) > 1:
         raise EvalError(f"Use only one of {', '.join(chosen)}.")
     names = (list(COMPARE_ORDER) if compare else configs.split(",") if configs is not None
-             else [config or DEFAULT_CONFIG])
+             else [config or DEFAULT_CONFIG])  # --compare: by the kind of set, below
 
     def opened(qa: CrampQA) -> None:
         _report_opened(qa, quiet=as_json)
 
     with build_progress(not as_json) as progress:
         result = evaluate_path(target, names, k=k, split=split, limit=limit, corpus=corpus,
-                               index=index, progress=progress, on_open=opened)
+                               index=index, progress=progress, on_open=opened,
+                               compare=compare)
     if as_json:
         print(rep.result_json(result))
     else:

@@ -124,6 +124,14 @@ class RetrievalSettings:
     scorer_candidates: int = 12
     scorer_weight: float = 0.05
     scorer_threshold: float = 0.22
+    # documents (BEIR sets: CrampQA.rank_documents, crampqa.documents.combine): a
+    # document's best passage + these weights times its document evidence, when the
+    # index has document vectors (docs/evaluation.md, "Ranking whole documents")
+    document_vector_weight: float = 0.0
+    document_title_weight: float = 0.0
+    document_lexical_weight: float = 0.0
+    document_passages_weight: float = 0.0
+    document_temperature: float = 0.05
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fusion", Fusion.parse(self.fusion))

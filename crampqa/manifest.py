@@ -61,6 +61,9 @@ class Manifest:
     scorer: dict[str, str] = field(default_factory=dict)
     #: relative path -> {"sha256", "size"}; filled in when the version is committed
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the whole-document vectors and BM25 (crampqa.documents) when the version has them:
+    #: {"version", "text", "files", "added"}; empty for a version built without them
+    document_level: dict[str, Any] = field(default_factory=dict)
     created: str = field(
         default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     format_version: int = FORMAT_VERSION
@@ -88,6 +91,7 @@ class Manifest:
             "counts": {"documents": self.documents, "passages": self.passages},
             "dense": self.dense,
             "scorer": self.scorer,
+            "document_level": self.document_level,
             "files": self.files,
         }
 
@@ -164,6 +168,7 @@ class Manifest:
             dense=dict(data.get("dense") or {}),
             scorer={str(k): str(v) for k, v in (data.get("scorer") or {}).items()},
             files=data["files"],
+            document_level=dict(data.get("document_level") or {}),
             created=str(data.get("created", "")),
             format_version=data["format_version"],
         )
