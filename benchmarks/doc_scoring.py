@@ -142,10 +142,41 @@ def cache_passages(beir_dir: Path, index: Path, out: Path, limit: int | None) ->
                       file=sys.stderr)
 
 
-def cache_evidence(beir_dir: Path, index: Path, passages: Path, out: Path, extra: int) -> None:
-    """Step 2: document evidence and the naive ranking per query."""
+def title_vectors(index: Path, out: Path) -> None:
+    """The title vectors alone, as the document-level build makes them (cheap: titles
+    are short), for an index without document vectors."""
+    from crampqa.documents import has_title
+    from crampqa.embedding import get_embedder
+
+    qa = _open(index)
+    docs = qa.data.documents
+    embedder = get_embedder(qa.data.manifest.model.name)
+    titles = sorted({d.title for d in docs if has_title(d)})
+    vectors = embedder.encode(titles, 64)
+    row = {t: i for i, t in enumerate(titles)}
+    out_array = np.zeros((len(docs), embedder.dim), dtype=np.float32)
+    for i, d in enumerate(docs):
+        if has_title(d):
+            out_array[i] = vectors[row[d.title]]
+    np.save(out, out_array, allow_pickle=False)
+
+
+def cache_evidence(beir_dir: Path, index: Path, passages: Path, out: Path, extra: int,
+                   titles: Path | None = None) -> None:
+    """Step 2: document evidence and the naive ranking per query. With ``titles`` (an
+    index without document vectors): title vectors from that file, document BM25 built
+    here, no document vector (zeros) and no naive ranking."""
+    from crampqa.documents import DocumentLevel, whole_text
+    from crampqa.lexical import LexicalIndex
+
     beir = load_beir(beir_dir, "dev")
     qa = _open(index)
+    if titles is not None:
+        docs = qa.data.documents
+        title_array = np.load(titles, allow_pickle=False)
+        qa._document_level = DocumentLevel(  # a measurement, not the product
+            np.zeros_like(title_array), title_array,
+            LexicalIndex.build([whole_text(d) for d in docs]))
     cached = _lines(passages)
     with out.open("w", encoding="utf-8") as handle:
         for qid, row in cached.items():
@@ -153,7 +184,7 @@ def cache_evidence(beir_dir: Path, index: Path, passages: Path, out: Path, extra
             found = qa.document_evidence(text, row["docs"], extra)
             if found is None:
                 sys.exit(f"the index in {index} has no document vectors")
-            naive = [d for d, _ in qa.rank_naive(text, 10)]
+            naive = [] if titles is not None else [d for d, _ in qa.rank_naive(text, 10)]
             handle.write(json.dumps({
                 "qid": qid, "docs": found.docs.tolist(),
                 "vector": [round(float(x), 6) for x in found.vector],
@@ -201,7 +232,26 @@ def tune(beir_dir: Path, index: Path, passages: Path, evidence_path: Path) -> No
             total += _ndcg(ranked, relevant[q])
         return total / max(1, len(qs))
 
+    def rrf(qs: list[str], scorer_weight: float) -> float:
+        """Reciprocal rank fusion (k = 60) of best passage, document vector, document BM25."""
+        total = 0.0
+        for q in qs:
+            docs, fused, probs, ev = data[q]
+            scores = [f + scorer_weight * p for f, p in zip(fused, probs, strict=True)]
+            best = [d for d, _ in combine(docs, scores, ev, DocumentWeights(passages=1e-9))]
+            fusedr: dict[int, float] = {}
+            order_v = ev.docs[np.argsort(-ev.vector, kind="stable")].tolist()
+            order_l = ev.docs[np.argsort(-ev.lexical, kind="stable")].tolist()
+            for ranking in (best, order_v, order_l):
+                for r, d in enumerate(ranking, start=1):
+                    fusedr[d] = fusedr.get(d, 0.0) + 1.0 / (60 + r)
+            ranked = sorted(fusedr, key=lambda d: -fusedr[d])[:10]
+            total += _ndcg(ranked, relevant[q])
+        return total / max(1, len(qs))
+
     def naive(qs: list[str]) -> float:
+        if not found[qs[0]]["naive"]:
+            return math.nan
         return sum(_ndcg(found[q]["naive"], relevant[q]) for q in qs) / max(1, len(qs))
 
     choose, held = halves["choose (even, in-sample)"], halves["held back (odd)"]
@@ -236,6 +286,47 @@ def tune(beir_dir: Path, index: Path, passages: Path, evidence_path: Path) -> No
     print(f"{'naive (whole documents, RRF k=60)':70} {naive(choose):15.3f} {naive(held):13.3f}")
     for name, w, sw in rows:
         print(f"{name:70} {score(choose, w, sw):15.3f} {score(held, w, sw):13.3f}")
+    name = "RRF of best passage, document vector, document BM25"
+    print(f"{name:70} {rrf(choose, SCORER_WEIGHT):15.3f} {rrf(held, SCORER_WEIGHT):13.3f}")
+
+
+def articles(index: Path, sets: list[Path], weights: list[float]) -> None:
+    """The title as passage evidence on our articles: each passage's fused score plus
+    ``w`` times the cosine of the question with its document's title vector (measured
+    only; ``ask`` does not use it)."""
+    import crampqa.retrieval as retrieval
+    from crampqa.evaluation.datasets import load_questions
+    from crampqa.evaluation.runner import evaluate_questions
+
+    qa = CrampQA.open(None, index, auto_build=False)
+    level = qa.document_level
+    if level is None:
+        sys.exit(f"the index in {index} has no title vectors")
+    state: dict[str, Any] = {"w": 0.0}
+    original_rank, original_fuse = retrieval.Retriever.rank, retrieval.fuse
+
+    def rank(self: Any, question: str, *args: Any, **kwargs: Any) -> Any:
+        state["q"] = self.embed_question(question)
+        return original_rank(self, question, *args, **kwargs)
+
+    def fuse(cands: Any, settings: Any) -> Any:
+        ranked = original_fuse(cands, settings)
+        if not state["w"]:
+            return ranked
+        table = qa.data.passages
+        for c in ranked:
+            c.score += state["w"] * float(level.titles[table.doc_number(c.row)] @ state["q"])
+        return sorted(ranked, key=lambda c: (-c.score, c.row))
+
+    retrieval.Retriever.rank = rank  # type: ignore[method-assign]
+    retrieval.fuse = fuse
+    for path in sets:
+        questions = load_questions(path)
+        for w in weights:
+            state["w"] = w
+            m = evaluate_questions(qa, questions, ["default"]).configs[0].metrics
+            print(f"{path} title weight {w}: hit@1 {m['hit@1']:.3f} hit@3 {m['hit@3']:.3f} "
+                  f"nDCG@10 {m['nDCG@10']:.3f}")
 
 
 def main() -> None:
@@ -246,6 +337,13 @@ def main() -> None:
     p.add_argument("beir", type=Path)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--limit", type=int)
+    p = sub.add_parser("titles")
+    p.add_argument("--index", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p = sub.add_parser("articles")
+    p.add_argument("sets", type=Path, nargs="+")
+    p.add_argument("--index", type=Path, required=True)
+    p.add_argument("--weights", default="0,0.05,0.1,0.2")
     p = sub.add_parser("upgrade")
     p.add_argument("--index", type=Path, required=True)
     p.add_argument("--vectors", type=Path, required=True)
@@ -261,17 +359,23 @@ def main() -> None:
         if name == "evidence":
             p.add_argument("--out", type=Path, required=True)
             p.add_argument("--extra", type=int, default=20)
+            p.add_argument("--titles", type=Path)
         if name == "tune":
             p.add_argument("--evidence", type=Path, required=True)
     args = parser.parse_args()
     if args.command == "vectors":
         precompute(args.beir, args.out, args.limit)
+    elif args.command == "titles":
+        title_vectors(args.index, args.out)
+    elif args.command == "articles":
+        articles(args.index, args.sets, [float(w) for w in args.weights.split(",")])
     elif args.command == "upgrade":
         upgrade(args.index, args.vectors)
     elif args.command == "passages":
         cache_passages(args.beir, args.index, args.out, args.limit)
     elif args.command == "evidence":
-        cache_evidence(args.beir, args.index, args.passages, args.out, args.extra)
+        cache_evidence(args.beir, args.index, args.passages, args.out, args.extra,
+                       args.titles)
     else:
         tune(args.beir, args.index, args.passages, args.evidence)
 

@@ -273,6 +273,9 @@ def index(
         summary = CrampQA.build(corpus, index, settings=settings, rebuild=rebuild,
                                 progress=progress, wait_for_lock=wait)
     _report_build(summary)
+    if summary.up_to_date and not summary.document_level:
+        _stderr("This index has no document vectors (it was built before them); "
+                "`crampqa index --document-vectors` adds them without re-embedding passages.")
 
 
 @app.command()
@@ -331,6 +334,13 @@ def _scorer_line(record: dict[str, str], on: bool) -> str:
     return f"{record.get('name', '?')} sha256 {record.get('sha256', '?')[:12]} ({use})"
 
 
+def _document_line(record: dict[str, Any]) -> str:
+    """Whether the index has document vectors, and how they came."""
+    if not record:
+        return "none (`crampqa index --document-vectors` adds them)"
+    return f"yes (written by {record.get('added', '?')}, {record.get('created', '?')})"
+
+
 def info_summary(qa: CrampQA) -> list[str]:
     """A few lines about the opened index, for people (`info --json` has the manifest)."""
     from crampqa.terminal import visible
@@ -344,6 +354,7 @@ def info_summary(qa: CrampQA) -> list[str]:
         f"model       {m.model.name}",
         f"scorer      {_scorer_line(m.scorer, m.settings.retrieval.scorer)}",
         f"index type  {kind}",
+        f"doc vectors {_document_line(m.document_level)}",
         f"built       {m.created or '?'}",
         f"corpus      {m.corpus.dir or '?'}",
         f"index       {qa.data.folder} ({size / 1e6:.1f} MB on disk, {len(m.files)} files)",

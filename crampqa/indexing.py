@@ -65,6 +65,7 @@ class BuildSummary:
     embedded_passages: int = 0
     dense: dict[str, Any] = field(default_factory=dict)  # type and parameters built
     up_to_date: bool = False  # nothing changed: the current version was kept as it is
+    document_level: bool = True  # the version has document vectors (crampqa.documents)
 
 
 @dataclass
@@ -278,6 +279,7 @@ def build_index(
             summary.documents = summary.unchanged = len(report.documents)
             summary.passages = len(previous.passages)
             summary.dense = dict(previous.manifest.dense)
+            summary.document_level = bool(previous.manifest.document_level)
             summary.seconds = time.perf_counter() - started
             return summary
         tmp = new_version_folder(index_root)

@@ -215,6 +215,9 @@ def test_an_index_without_document_vectors_opens_answers_and_says_how_to_add_the
     open_fake(beir_docs, index, fake_settings)
     strip_document_level(index)
     qa = open_fake(beir_docs, index, fake_settings)  # no rebuild: the index is fresh
+    summary = CrampQA.build(beir_docs, index, settings=fake_settings,  # type: ignore[arg-type]
+                            embedder=FakeEmbedder())
+    assert summary.up_to_date and not summary.document_level  # `index` then says how
     assert qa.document_level is None and "document_level" not in json.loads(
         (qa.data.folder / MANIFEST).read_text(encoding="utf-8"))
     assert qa.ask("why do I get cramps at night", k=2).passages
@@ -273,3 +276,5 @@ def test_cli_document_vectors(beir_docs: Path, tmp_path: Path, fake_settings: ob
     assert data.manifest.model.name == FAKE_MODEL and data.manifest.document_level
     code, _, err = run_main("index", "--document-vectors", "--index", index)
     assert code == 0 and "already has document vectors" in err
+    code, out, _ = run_main("info", "--index", index)
+    assert code == 0 and "doc vectors yes (written by upgrade" in out
