@@ -201,7 +201,8 @@ def _ndcg(ranked: list[int], relevant: dict[int, int], k: int = 10) -> float:
     return dcg / idcg if idcg > 0 else 0.0
 
 
-def tune(beir_dir: Path, index: Path, passages: Path, evidence_path: Path) -> None:
+def tune(beir_dir: Path, index: Path, passages: Path, evidence_path: Path,
+         grid: bool = True, chosen_from: int | None = None) -> None:
     """Step 3: grid on the even half, figures on both halves."""
     beir = load_beir(beir_dir, "dev")
     qa = _open(index)
@@ -255,7 +256,31 @@ def tune(beir_dir: Path, index: Path, passages: Path, evidence_path: Path) -> No
         return sum(_ndcg(found[q]["naive"], relevant[q]) for q in qs) / max(1, len(qs))
 
     choose, held = halves["choose (even, in-sample)"], halves["held back (odd)"]
+    if chosen_from is not None:  # the grid ran on the even queries of the first N only
+        choose = choose[: (chosen_from + 1) // 2]
     print(f"queries: {len(qids)} ({len(choose)} choose / {len(held)} held back)")
+    if not grid:
+        from dataclasses import replace as _replace
+
+        from crampqa.config import RetrievalSettings
+
+        r = RetrievalSettings()
+        chosen = DocumentWeights(vector=r.document_vector_weight, title=r.document_title_weight,
+                                 lexical=r.document_lexical_weight,
+                                 passages=r.document_passages_weight,
+                                 temperature=r.document_temperature)
+        sw = r.document_scorer_weight
+        table = [("best passage (today)", DocumentWeights(), SCORER_WEIGHT),
+                 ("chosen", chosen, sw),
+                 ("chosen without the title vector", _replace(chosen, title=0.0), sw),
+                 ("chosen without document BM25", _replace(chosen, lexical=0.0), sw),
+                 ("chosen without the soft maximum", _replace(chosen, passages=0.0), sw),
+                 (f"chosen with scorer weight {SCORER_WEIGHT}", chosen, SCORER_WEIGHT),
+                 ("best passage, scorer weight only", DocumentWeights(), sw)]
+        print(f"{'scoring':50} {'choose nDCG@10':>15} {'held nDCG@10':>13}")
+        for name, w, weight in table:
+            print(f"{name:50} {score(choose, w, weight):15.3f} {score(held, w, weight):13.3f}")
+        return
     base = DocumentWeights()
     rows: list[tuple[str, DocumentWeights, float]] = [
         ("best passage (today)", base, SCORER_WEIGHT)]
@@ -362,6 +387,11 @@ def main() -> None:
             p.add_argument("--titles", type=Path)
         if name == "tune":
             p.add_argument("--evidence", type=Path, required=True)
+            p.add_argument("--no-grid", action="store_true",
+                           help="only the chosen weights (RetrievalSettings) and ablations")
+            p.add_argument("--chosen-from", type=int,
+                           help="the grid ran on the first N cached queries: the choosing "
+                           "half is their even ones")
     args = parser.parse_args()
     if args.command == "vectors":
         precompute(args.beir, args.out, args.limit)
@@ -377,7 +407,8 @@ def main() -> None:
         cache_evidence(args.beir, args.index, args.passages, args.out, args.extra,
                        args.titles)
     else:
-        tune(args.beir, args.index, args.passages, args.evidence)
+        tune(args.beir, args.index, args.passages, args.evidence, not args.no_grid,
+             args.chosen_from)
 
 
 if __name__ == "__main__":

@@ -201,13 +201,23 @@ class DocumentWeights:
     lexical: float = 0.0
     passages: float = 0.0
     temperature: float = 0.05
+    #: the answer scorer's weight in a passage's score when ranking documents (None: the
+    #: passage order's own ``scorer_weight``)
+    scorer: float | None = None
     #: documents added by their own vector or BM25 besides those of the passages
     extra: int = 20
 
     @property
     def active(self) -> bool:
         """Whether any document evidence takes part."""
-        return any((self.vector, self.title, self.lexical, self.passages))
+        return any((self.vector, self.title, self.lexical))
+
+
+def passage_only(passage_docs: Sequence[int]) -> DocumentEvidence:
+    """No document evidence: the candidate passages' documents, every feature zero."""
+    docs = np.asarray(sorted(set(int(d) for d in passage_docs)), dtype=np.int64)
+    zeros = np.zeros(len(docs), dtype=np.float32)
+    return DocumentEvidence(docs, zeros, zeros, zeros)
 
 
 @dataclass

@@ -26,6 +26,7 @@ from crampqa.documents import (
     add_hint,
     combine,
     evidence,
+    passage_only,
 )
 from crampqa.embedding import Embedder, Encoder, get_embedder, load_query_encoder
 from crampqa.errors import (
@@ -281,7 +282,8 @@ class CrampQA:
         return DocumentWeights(vector=s.document_vector_weight, title=s.document_title_weight,
                                lexical=s.document_lexical_weight,
                                passages=s.document_passages_weight,
-                               temperature=s.document_temperature)
+                               temperature=s.document_temperature,
+                               scorer=s.document_scorer_weight)
 
     def passage_candidates(
         self,
@@ -343,19 +345,17 @@ class CrampQA:
         documents = self.data.documents
         if naive:
             return [(documents[d].doc_id, score) for d, score in self.rank_naive(question, k)]
-        docs, scores, _ = self.passage_candidates(
+        docs, scores, probs = self.passage_candidates(
             question, fusion=fusion, rescore=rescore, scorer=scorer, passages=passages,
             scored=scored)
         weights = weights or self.document_weights()
+        if weights.scorer is not None:  # the scorer's weight for documents, not for `ask`
+            extra = weights.scorer - self._settings(scorer=scorer).scorer_weight
+            scores = [s + extra * (p or 0.0) for s, p in zip(scores, probs, strict=True)]
         found = self.document_evidence(question, docs, weights.extra) \
             if weights.active else None
-        if found is None:
-            best: dict[str, float] = {}
-            for doc, score in zip(docs, scores, strict=True):
-                best.setdefault(documents[doc].doc_id, score)
-                if len(best) >= k:
-                    break
-            return list(best.items())
+        if found is None:  # no document vectors (or no weight on them): passages alone
+            found = passage_only(docs)
         return [(documents[d].doc_id, s) for d, s in combine(docs, scores, found, weights)[:k]]
 
     def rank_naive(self, question: str, k: int = 10) -> list[tuple[int, float]]:
