@@ -300,6 +300,11 @@ def index(
     backend: BackendOpt = None,
     uri: UriOpt = None,
     collection: CollectionOpt = None,
+    document_vectors: Annotated[
+        bool, typer.Option("--document-vectors", help="Add document vectors and document "
+                           "BM25 to an index built without them (no passage is "
+                           "re-embedded; new builds include them).")
+    ] = False,
 ) -> None:
     """Build or update the index (only new or changed documents are embedded).
 
@@ -311,6 +316,14 @@ def index(
     from crampqa.config import AnnKind, BuildEngine, EngineSettings, IndexSettings
     from crampqa.engine import CrampQA
 
+    if document_vectors:
+        with build_progress(True) as progress:
+            upgrade = CrampQA.add_document_vectors(index, progress=progress,
+                                                   wait_for_lock=wait)
+        _stderr(f"Added document vectors for {upgrade.documents} documents in "
+                f"{upgrade.seconds:.1f} s → {upgrade.folder}" if upgrade.added else
+                f"The index in {upgrade.folder.parent} already has document vectors.")
+        return
     settings = IndexSettings()
     if ann is not None:
         settings = replace(settings, ann=AnnKind.parse(ann))
@@ -323,6 +336,9 @@ def index(
                                 progress=progress, wait_for_lock=wait, engine=where,
                                 search=search)
     _report_build(summary)
+    if summary.up_to_date and not summary.document_level:
+        _stderr("This index has no document vectors (it was built before them); "
+                "`crampqa index --document-vectors` adds them without re-embedding passages.")
 
 
 def _recorded_corpus(index: Path) -> Path | None:
@@ -400,6 +416,13 @@ def _search_line(search: SearchSettings) -> str:
     return "embedded (FAISS and BM25 in the index folder)"
 
 
+def _document_line(record: dict[str, Any]) -> str:
+    """Whether the index has document vectors, and how they came."""
+    if not record:
+        return "none (`crampqa index --document-vectors` adds them)"
+    return f"yes (written by {record.get('added', '?')}, {record.get('created', '?')})"
+
+
 def info_summary(qa: CrampQA) -> list[str]:
     """A few lines about the opened index, for people (`info --json` has the manifest)."""
     from crampqa.terminal import visible
@@ -414,6 +437,9 @@ def info_summary(qa: CrampQA) -> list[str]:
         f"scorer      {_scorer_line(m.scorer, m.settings.retrieval.scorer)}",
         f"index type  {kind}",
         f"search      {_search_line(m.search_settings)}",
+
+
+        f"doc vectors {_document_line(m.document_level)}",
         f"built       {m.created or '?'}",
         f"corpus      {m.corpus.dir or '?'}",
         f"index       {qa.data.folder} ({size / 1e6:.1f} MB on disk, {len(m.files)} files)",
@@ -466,7 +492,8 @@ def eval_(
         str | None,
         typer.Option("--config", help="One configuration: default (the index's settings: "
                      "the answer scorer), fast (fusion without the scorer), dense, bm25, "
-                     "hybrid or hybrid+rescore. Default: default."),
+                     "hybrid, hybrid+rescore or naive (whole documents, BEIR folders "
+                     "only). Default: default."),
     ] = None,
     configs: Annotated[
         str | None,
@@ -474,8 +501,8 @@ def eval_(
                      "'dense,hybrid+rescore'; the first is the baseline of the comparison."),
     ] = None,
     compare: Annotated[
-        bool, typer.Option("--compare", help="Run dense, bm25, hybrid, fast and default; "
-                           "dense is the baseline.")
+        bool, typer.Option("--compare", help="Run dense, bm25, hybrid, fast and default "
+                           "(and naive, for a BEIR folder); dense is the baseline.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     report: Annotated[
@@ -525,7 +552,7 @@ def eval_(
     if len(chosen) > 1:
         raise EvalError(f"Use only one of {', '.join(chosen)}.")
     names = (list(COMPARE_ORDER) if compare else configs.split(",") if configs is not None
-             else [config or DEFAULT_CONFIG])
+             else [config or DEFAULT_CONFIG])  # --compare: by the kind of set, below
 
     def opened(qa: CrampQA) -> None:
         _report_opened(qa, quiet=as_json)
@@ -533,7 +560,8 @@ def eval_(
     with build_progress(not as_json) as progress:
         result = evaluate_path(target, names, k=k, split=split, limit=limit, corpus=corpus,
                                index=index, progress=progress, on_open=opened,
-                               search=search_settings(backend, uri, collection))
+                               search=search_settings(backend, uri, collection),
+                               compare=compare)
     if as_json:
         print(rep.result_json(result))
     else:

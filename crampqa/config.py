@@ -215,6 +215,17 @@ class RetrievalSettings:
     scorer_candidates: int = 12
     scorer_weight: float = 0.05
     scorer_threshold: float = 0.22
+    # documents (BEIR sets: CrampQA.rank_documents, crampqa.documents.combine): a
+    # document's best passage + these weights times its document evidence, when the
+    # index has document vectors (docs/evaluation.md, "Ranking whole documents")
+    # (chosen on half of MedQuAD's dev queries). The scorer's weight in a passage's score
+    # is larger here than in the passage order of `ask`, which it does not change.
+    document_vector_weight: float = 0.0
+    document_title_weight: float = 0.5
+    document_lexical_weight: float = 0.1
+    document_passages_weight: float = 1.0
+    document_temperature: float = 0.05
+    document_scorer_weight: float = 0.5
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fusion", Fusion.parse(self.fusion))

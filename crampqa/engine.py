@@ -23,6 +23,15 @@ from crampqa.config import (
 )
 from crampqa.corpus import CorpusState
 from crampqa.dense import DenseIndex
+from crampqa.documents import (
+    DocumentEvidence,
+    DocumentLevel,
+    DocumentWeights,
+    add_hint,
+    combine,
+    evidence,
+    passage_only,
+)
 from crampqa.embedding import Embedder, Encoder, get_embedder, load_query_encoder
 from crampqa.errors import (
     REBUILD_HINT,
@@ -31,7 +40,7 @@ from crampqa.errors import (
     IndexLockedError,
     InputError,
 )
-from crampqa.indexing import BuildSummary, build_index
+from crampqa.indexing import BuildSummary, UpgradeSummary, add_document_level, build_index
 from crampqa.lexical import LexicalIndex
 from crampqa.manifest import IndexInputs, Manifest, freshness
 from crampqa.results import (
@@ -97,6 +106,7 @@ class CrampQA:
         self.corpus_dir = corpus_dir
         self.index_dir = index_dir
         self.build_summary = build_summary
+        self._document_level: DocumentLevel | bool | None = False  # False: not loaded yet
 
     # ---- opening and building -------------------------------------------------------
     @classmethod
@@ -138,6 +148,21 @@ class CrampQA:
                               engine=where)
         summary.search_note = sync_search(index, search, progress, wait_for_lock)
         return summary
+
+    @classmethod
+    def add_document_vectors(
+        cls,
+        index_dir: Path | str | None = None,
+        *,
+        progress: Progress | None = None,
+        embedder: Embedder | None = None,
+        wait_for_lock: bool = False,
+    ) -> UpgradeSummary:
+        """Add document vectors and document BM25 to the current version of an index
+        built without them, as a new version (atomic); passages are not re-embedded."""
+        index = Path(index_dir) if index_dir else default_index_dir()
+        return add_document_level(index, embedder=embedder, progress=progress,
+                                  wait_for_lock=wait_for_lock)
 
     @classmethod
     def open(
@@ -279,6 +304,58 @@ class CrampQA:
             return with_overrides(settings, scorer_threshold=abstain_threshold)
         return with_overrides(settings, abstain_threshold=abstain_threshold)
 
+    @property
+    def document_level(self) -> DocumentLevel | None:
+        """The index's document vectors and document BM25 (None when it has none)."""
+        if self._document_level is False:
+            self._document_level = DocumentLevel.load(self.data)
+        return self._document_level  # type: ignore[return-value]
+
+    def document_weights(self, settings: RetrievalSettings | None = None) -> DocumentWeights:
+        """How :meth:`rank_documents` adds document evidence (all zero: best passage)."""
+        s = settings or self.retrieval_settings
+        return DocumentWeights(vector=s.document_vector_weight, title=s.document_title_weight,
+                               lexical=s.document_lexical_weight,
+                               passages=s.document_passages_weight,
+                               temperature=s.document_temperature,
+                               scorer=s.document_scorer_weight)
+
+    def passage_candidates(
+        self,
+        question: str,
+        *,
+        fusion: str | None = None,
+        rescore: bool | None = None,
+        scorer: bool | None = None,
+        passages: int = 100,
+        scored: int = 30,
+    ) -> tuple[list[int], list[float], list[float | None]]:
+        """The ``passages`` best passages for document ranking, undiversified, the top
+        ``scored`` of them read by the answer scorer (unless ``scorer=False``): their
+        document numbers, scores and scorer probabilities, best first."""
+        text = clean_question(question)
+        settings = self._settings(
+            fusion=fusion, rescore=rescore, scorer=scorer,
+            dense_candidates=max(passages, self.retrieval_settings.dense_candidates),
+            lexical_candidates=max(passages, self.retrieval_settings.lexical_candidates),
+        )
+        ranking = self.retriever.rank(text, passages, settings, diversify=False,
+                                      scorer_depth=scored)
+        table = self.data.passages
+        return ([table.doc_number(c.row) for c in ranking.candidates],
+                [float(c.score) for c in ranking.candidates],
+                [c.probability for c in ranking.candidates])
+
+    def document_evidence(self, question: str, passage_docs: list[int],
+                          extra: int) -> DocumentEvidence | None:
+        """The document evidence of ``passage_docs`` and of the ``extra`` best documents
+        by their own vector and BM25 (None when the index has no document vectors)."""
+        level = self.document_level
+        if level is None:
+            return None
+        text = clean_question(question)
+        return evidence(level, text, self.retriever.embed_question(text), passage_docs, extra)
+
     def rank_documents(
         self,
         question: str,
@@ -289,28 +366,44 @@ class CrampQA:
         scorer: bool | None = None,
         passages: int = 100,
         scored: int = 30,
+        naive: bool = False,
+        weights: DocumentWeights | None = None,
     ) -> list[tuple[str, float]]:
-        """Documents ranked by their best passage: ``[(doc_id, score)]``, best first.
+        """Documents ranked for ``question``: ``[(doc_id, score)]``, best first.
 
-        Used for document-level evaluation (BEIR); ``passages`` candidates are ranked,
-        the top ``scored`` of them by the answer scorer (unless ``scorer=False``).
+        Used for document-level evaluation (BEIR). A document scores its best passage
+        among ``passages`` candidates (the top ``scored`` read by the answer scorer unless
+        ``scorer=False``) plus, when the index has document vectors, the document
+        evidence of :meth:`document_weights` (``weights`` overrides it). ``naive`` is the
+        reference ranking of whole documents instead (:meth:`DocumentLevel.naive`).
         """
+        documents = self.data.documents
+        if naive:
+            return [(documents[d].doc_id, score) for d, score in self.rank_naive(question, k)]
+        docs, scores, probs = self.passage_candidates(
+            question, fusion=fusion, rescore=rescore, scorer=scorer, passages=passages,
+            scored=scored)
+        weights = weights or self.document_weights()
+        if weights.scorer is not None:  # the scorer's weight for documents, not for `ask`
+            extra = weights.scorer - self._settings(scorer=scorer).scorer_weight
+            scores = [s + extra * (p or 0.0) for s, p in zip(scores, probs, strict=True)]
+        found = self.document_evidence(question, docs, weights.extra) \
+            if weights.active else None
+        if found is None:  # no document vectors (or no weight on them): passages alone
+            found = passage_only(docs)
+        return [(documents[d].doc_id, s) for d, s in combine(docs, scores, found, weights)[:k]]
+
+    def rank_naive(self, question: str, k: int = 10) -> list[tuple[int, float]]:
+        """The naive reference ranking of whole documents: ``[(document number, score)]``.
+
+        Needs the index's document vectors; without them, an :class:`IndexError_` says
+        how to add them."""
+        level = self.document_level
+        if level is None:
+            raise IndexError_(f"The index in {self.index_dir} has no document vectors; "
+                              f"{add_hint(self.index_dir)}.")
         text = clean_question(question)
-        settings = self._settings(
-            fusion=fusion, rescore=rescore, scorer=scorer,
-            dense_candidates=max(passages, self.retrieval_settings.dense_candidates),
-            lexical_candidates=max(passages, self.retrieval_settings.lexical_candidates),
-        )
-        ranking = self.retriever.rank(text, passages, settings, diversify=False,
-                                      scorer_depth=scored)
-        best: dict[str, float] = {}
-        for cand in ranking.candidates:
-            doc_id = self.data.passages.doc(cand.row).doc_id
-            if doc_id not in best:
-                best[doc_id] = float(cand.score)
-            if len(best) >= k:
-                break
-        return list(best.items())
+        return level.naive(text, self.retriever.embed_question(text), k)
 
     def _present(self, rank: int, cand: Candidate, weak: bool) -> RankedPassage:
         table = self.data.passages

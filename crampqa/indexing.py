@@ -15,11 +15,12 @@ cluster. Planning and writing stay here either way, so both give the same versio
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,6 +30,7 @@ from numpy.typing import NDArray
 from crampqa.chunking import Chunk, chunk_text
 from crampqa.config import BuildEngine, ChunkSettings, EngineSettings, IndexSettings, Progress
 from crampqa.corpus import CorpusState, Document, no_documents_error
+from crampqa.documents import embed_documents, record, write_document_level
 from crampqa.embedding import Embedder, get_embedder
 from crampqa.errors import CorpusError, DiskFullError, IndexError_, is_disk_full
 from crampqa.lexical import LexicalIndex
@@ -116,6 +118,7 @@ class BuildSummary:
     up_to_date: bool = False  # nothing changed: the current version was kept as it is
     #: what updating the search backend did (Milvus), for the CLI; None: nothing to say
     search_note: str | None = None
+    document_level: bool = True  # the version has document vectors (crampqa.documents)
 
 
 @dataclass
@@ -346,6 +349,7 @@ def build_index(
             summary.documents = summary.unchanged = len(report.documents)
             summary.passages = len(previous.passages)
             summary.dense = dict(previous.manifest.dense)
+            summary.document_level = bool(previous.manifest.document_level)
             summary.seconds = time.perf_counter() - started
             return summary
         tmp = new_version_folder(index_root)
@@ -355,11 +359,13 @@ def build_index(
                 vectors = embed(plan, inputs.embedder, previous, progress, runner)
             summary.dense = write_version(tmp, plan, vectors, settings, inputs.embedder,
                                           previous, progress)
+            write_document_level(tmp, plan.documents, embed_documents(
+                plan.documents, inputs.embedder, previous, progress))
             manifest = Manifest(
                 model=inputs.identity(previous.manifest if previous is not None else None),
                 dim=inputs.embedder.dim, settings=settings, corpus=CorpusRecord.of(corpus),
                 passages=len(plan.passages), documents=len(plan.documents),
-                dense=summary.dense, scorer=inputs.scorer,
+                dense=summary.dense, scorer=inputs.scorer, document_level=record("index"),
                 search=dict(previous.manifest.search) if previous is not None else {})
             if progress:
                 progress("committing", 0, 1)
@@ -376,3 +382,67 @@ def build_index(
     summary.embedded_passages = len(plan.passage_jobs)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+@dataclass
+class UpgradeSummary:
+    """What :func:`add_document_level` did."""
+
+    folder: Path
+    documents: int
+    added: bool  # False: the version had them already, nothing was written
+    seconds: float = 0.0
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Hard-link ``source`` (versions are never written in place), else copy it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def add_document_level(
+    index_root: Path,
+    *,
+    embedder: Embedder | None = None,
+    progress: Progress | None = None,
+    wait_for_lock: bool = False,
+) -> UpgradeSummary:
+    """Give the current version of ``index_root`` its document vectors and document BM25.
+
+    Only the documents (and their titles) are embedded; every other file of the version
+    is carried over unchanged (hard links) into a new version folder, which is committed
+    like a build (manifest with checksums, atomic swap of ``CURRENT``). Readers see the
+    old version or the new one, never a half-written one.
+    """
+    started = time.perf_counter()
+    with build_lock(index_root, wait=wait_for_lock):
+        folder = current_version(index_root)
+        if folder is None:
+            raise IndexError_(f"No index in {index_root}; build it with `crampqa index`.")
+        previous = load_version(folder)
+        if previous.manifest.document_level:
+            return UpgradeSummary(folder, len(previous.documents), False,
+                                  time.perf_counter() - started)
+        model = embedder or get_embedder(previous.manifest.model.name)
+        if not model.identity(previous.manifest.model).same_model(previous.manifest.model):
+            raise IndexError_(f"The index in {index_root} was built with other model weights; "
+                              "rebuild it with `crampqa index --rebuild`.")
+        tmp = new_version_folder(index_root)
+        try:
+            for rel in previous.manifest.files:
+                _link_or_copy(folder / rel, tmp / rel)
+            vectors = embed_documents(previous.documents, model, None, progress)
+            write_document_level(tmp, previous.documents, vectors)
+            manifest = replace(previous.manifest, files={}, document_level=record("upgrade"))
+            if progress:
+                progress("committing", 0, 1)
+            final = commit_version(index_root, tmp, manifest)
+        except BaseException as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if is_disk_full(exc) and not isinstance(exc, DiskFullError):
+                raise DiskFullError(index_root) from None
+            raise
+    return UpgradeSummary(final, len(previous.documents), True, time.perf_counter() - started)

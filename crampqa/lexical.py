@@ -230,9 +230,10 @@ class LexicalIndex:
                 words.append(word)
         return words
 
-    def scores(self, question: str) -> np.ndarray:
-        """BM25 score of every passage for ``question`` (synonyms added)."""
-        tokens = tokenize(expand_query(question))
+    def scores(self, question: str, expand: bool = True) -> np.ndarray:
+        """BM25 score of every entry for ``question`` (synonyms added unless not
+        ``expand``)."""
+        tokens = tokenize(expand_query(question) if expand else question)
         vocab = self._retriever.vocab_dict  # type: ignore[attr-defined]
         known = [t for t in tokens if t in vocab]
         if not known:

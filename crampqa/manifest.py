@@ -65,6 +65,9 @@ class Manifest:
     search: dict[str, str] = field(default_factory=dict)
     #: relative path -> {"sha256", "size"}; filled in when the version is committed
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the whole-document vectors and BM25 (crampqa.documents) when the version has them:
+    #: {"version", "text", "files", "added"}; empty for a version built without them
+    document_level: dict[str, Any] = field(default_factory=dict)
     created: str = field(
         default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     format_version: int = FORMAT_VERSION
@@ -99,6 +102,7 @@ class Manifest:
             "dense": self.dense,
             "scorer": self.scorer,
             **search,
+            "document_level": self.document_level,
             "files": self.files,
         }
 
@@ -179,6 +183,7 @@ class Manifest:
             scorer={str(k): str(v) for k, v in (data.get("scorer") or {}).items()},
             search=_search_entry(data.get("search")),
             files=data["files"],
+            document_level=dict(data.get("document_level") or {}),
             created=str(data.get("created", "")),
             format_version=data["format_version"],
         )

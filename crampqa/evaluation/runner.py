@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crampqa.config import MAX_K, Progress, SearchSettings, check_k, indexes_dir
+from crampqa.documents import add_hint
 from crampqa.errors import EvalError, InputError
 from crampqa.evaluation.datasets import (
     BeirSet,
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     from crampqa.engine import CrampQA
 
 DEFAULT_CONFIG = "default"
+NAIVE_CONFIG = "naive"
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "dense": {"fusion": "dense", "rescore": False, "scorer": False},
@@ -63,12 +65,17 @@ CONFIGS: dict[str, dict[str, Any]] = {
     # the index's stored settings without the answer scorer: the candidates it reads
     "fast": {"scorer": False},
     DEFAULT_CONFIG: {},  # the index's stored retrieval settings, no overrides
+    # the reference pipeline, document-level sets only: whole documents (title + text)
+    # embedded and BM25-indexed, fused by reciprocal rank (crampqa.documents)
+    NAIVE_CONFIG: {"naive": True},
 }
 """Named retrieval configurations: keyword overrides for ``ask``/``rank_documents``."""
 
 # hybrid+rescore is left out: on an index with the default settings it is "fast"
 COMPARE_ORDER: tuple[str, ...] = ("dense", "bm25", "hybrid", "fast", DEFAULT_CONFIG)
 """What ``--compare`` runs; the first is the baseline of the comparison."""
+BEIR_COMPARE_ORDER: tuple[str, ...] = (*COMPARE_ORDER, NAIVE_CONFIG)
+"""What ``--compare`` runs on a BEIR folder: also the naive whole-document reference."""
 
 DEFAULT_K = 10
 
@@ -392,6 +399,9 @@ def evaluate_questions(
 ) -> EvalResult:
     """Evaluate a crampqa question set under each configuration (the first is the baseline)."""
     names = resolve_configs(configs)
+    if NAIVE_CONFIG in names:
+        raise EvalError(f"Configuration '{NAIVE_CONFIG}' ranks whole documents; it applies "
+                        "to BEIR folders only.")
     k = _check_k(k)
     if not questions:
         raise EvalError("The question set is empty; add at least one question.")
@@ -507,6 +517,9 @@ def evaluate_beir(
     k = _check_k(k, limit_k=None)
     if not beir.queries:
         raise EvalError("The BEIR split has no queries to evaluate.")
+    if NAIVE_CONFIG in names and qa.document_level is None:
+        raise EvalError(f"Configuration '{NAIVE_CONFIG}' needs document vectors, which the "
+                        f"index in {qa.index_dir} lacks; {add_hint(qa.index_dir)}.")
     qa.rank_documents(next(iter(beir.queries.values())), k)  # warm-up
     results = [run_beir_config(qa, beir, n, k, progress) for n in names]
     return EvalResult(
@@ -553,6 +566,7 @@ def evaluate_path(
     progress: Progress | None = None,
     on_open: Callable[[CrampQA], None] | None = None,
     search: SearchSettings | None = None,
+    compare: bool = False,
 ) -> EvalResult:
     """Evaluate a question-set file or a BEIR folder, as ``crampqa eval`` does.
 
@@ -562,8 +576,12 @@ def evaluate_path(
     ``dev``). ``limit`` keeps the first N questions/queries.
     ``on_open`` is called with the opened engine (to report an index build).
     ``search`` chooses where candidates are searched (default: as the index records).
+    ``compare`` runs :data:`COMPARE_ORDER` (:data:`BEIR_COMPARE_ORDER` for a BEIR folder)
+    instead of ``configs``.
     """
     target = Path(target)
+    if compare:
+        configs = BEIR_COMPARE_ORDER if target.is_dir() else COMPARE_ORDER
     names = resolve_configs(configs)
     limit = _check_limit(limit)
 
