@@ -189,11 +189,13 @@ def _answers(qa: CrampQA) -> list[list[tuple[str, int, int]]]:
 
 
 def _manifest(version: Path) -> dict[str, object]:
-    """The manifest but its time and file checksums (BM25's vocabulary file is written in
+    """The manifest but its times and file checksums (BM25's vocabulary file is written in
     a different order by two local builds too; the tables are compared byte for byte)."""
     data = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
     data.pop("created")
     data.pop("files")
+    if isinstance(data.get("document_level"), dict):
+        data["document_level"].pop("created", None)  # when the document vectors were written
     return data
 
 
