@@ -12,7 +12,8 @@ every node needs crampqa and its model package installed (the same version).
 
 Without ``--address`` a private head is started in this process with modest limits
 (the CPUs asked for, a small object store) and stopped at the end; with one, the build
-joins that cluster and only disconnects. Ray is imported here only.
+joins that cluster and only disconnects; a program already connected to Ray keeps its
+connection. Ray is imported here only.
 """
 
 from __future__ import annotations
@@ -219,11 +220,20 @@ def _quiet() -> None:
 @contextmanager
 def ray_runner(engine: EngineSettings, model: str) -> Iterator[RayRunner]:
     """Connect to (or start) Ray for one build; disconnect (or stop it) at the end,
-    also on Ctrl-C or an error."""
+    also on Ctrl-C or an error.
+
+    A caller that is already connected to Ray (``ray.init`` in a Python API program)
+    keeps its connection: the build runs on it, and neither ``address`` nor the
+    worker count starts anything new.
+    """
     require_ray()
     import ray
 
     _quiet()
+    if ray.is_initialized():
+        with _data_context():
+            yield RayRunner(engine, model)
+        return
     try:
         if engine.address is not None:
             ray.init(address=engine.address, log_to_driver=False,
@@ -245,11 +255,22 @@ def ray_runner(engine: EngineSettings, model: str) -> Iterator[RayRunner]:
                            "again, or start one with `ray start --head` and pass --address.") \
             from None
     try:
-        from ray.data import DataContext
-
-        context = DataContext.get_current()
-        context.enable_progress_bars = False
-        context.print_on_execution_start = False
-        yield RayRunner(engine, model)
+        with _data_context():
+            yield RayRunner(engine, model)
     finally:
         ray.shutdown()
+
+
+@contextmanager
+def _data_context() -> Iterator[None]:
+    """Ray Data without progress bars or plan logs for the build, restored afterwards."""
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    saved = (context.enable_progress_bars, context.print_on_execution_start)
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    try:
+        yield
+    finally:
+        context.enable_progress_bars, context.print_on_execution_start = saved

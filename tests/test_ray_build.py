@@ -114,6 +114,54 @@ def test_chunks_travel_as_json_unchanged() -> None:
         assert decoded == chunks
 
 
+class FakeRay:
+    """Stands in for the ``ray`` module: records connects and disconnects."""
+
+    def __init__(self, connected: bool) -> None:
+        self.connected = connected
+        self.calls: list[str] = []
+
+    def is_initialized(self) -> bool:
+        return self.connected
+
+    def init(self, **_: object) -> None:
+        self.calls.append("init")
+        self.connected = True
+
+    def shutdown(self) -> None:
+        self.calls.append("shutdown")
+        self.connected = False
+
+
+@pytest.mark.parametrize("connected", [True, False])
+def test_a_build_keeps_the_callers_own_ray_connection(
+    monkeypatch: pytest.MonkeyPatch, connected: bool
+) -> None:
+    """A program already connected to Ray keeps its connection after a build (and its
+    Ray Data settings); a build that connected itself disconnects at the end."""
+    import types
+
+    fake = FakeRay(connected)
+    ray_module = types.ModuleType("ray")
+    for name in ("is_initialized", "init", "shutdown"):
+        setattr(ray_module, name, getattr(fake, name))
+    context = types.SimpleNamespace(enable_progress_bars=True, print_on_execution_start=True)
+    data_module = types.ModuleType("ray.data")
+    data_module.DataContext = types.SimpleNamespace(  # type: ignore[attr-defined]
+        get_current=lambda: context)
+    ray_module.data = data_module  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "ray", ray_module)
+    monkeypatch.setitem(sys.modules, "ray.data", data_module)
+    from crampqa.ray_build import ray_runner
+
+    with ray_runner(EngineSettings("ray"), "model") as runner:
+        assert runner is not None
+        assert context.enable_progress_bars is False
+    assert context.enable_progress_bars is True and context.print_on_execution_start is True
+    assert fake.calls == ([] if connected else ["init", "shutdown"])
+    assert fake.connected is connected
+
+
 class RecordingRunner:
     """A runner standing in for Ray's: chunks travel through JSON as they do from Ray's
     tasks, and every document and text sent out is recorded."""
