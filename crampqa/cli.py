@@ -303,7 +303,8 @@ def index(
     document_vectors: Annotated[
         bool, typer.Option("--document-vectors", help="Add document vectors and document "
                            "BM25 to an index built without them (no passage is "
-                           "re-embedded; new builds include them).")
+                           "re-embedded; new builds include them; with --engine ray the "
+                           "documents are embedded on the cluster).")
     ] = False,
 ) -> None:
     """Build or update the index (only new or changed documents are embedded).
@@ -316,10 +317,11 @@ def index(
     from crampqa.config import AnnKind, BuildEngine, EngineSettings, IndexSettings
     from crampqa.engine import CrampQA
 
+    where = EngineSettings(BuildEngine.parse(engine), address=address, workers=workers)
     if document_vectors:
         with build_progress(True) as progress:
             upgrade = CrampQA.add_document_vectors(index, progress=progress,
-                                                   wait_for_lock=wait)
+                                                   wait_for_lock=wait, engine=where)
         _stderr(f"Added document vectors for {upgrade.documents} documents in "
                 f"{upgrade.seconds:.1f} s → {upgrade.folder}" if upgrade.added else
                 f"The index in {upgrade.folder.parent} already has document vectors.")
@@ -327,7 +329,6 @@ def index(
     settings = IndexSettings()
     if ann is not None:
         settings = replace(settings, ann=AnnKind.parse(ann))
-    where = EngineSettings(BuildEngine.parse(engine), address=address, workers=workers)
     search = search_settings(backend, uri, collection)
     if corpus is None and index is not None and search is not None:
         corpus = _recorded_corpus(index)  # moving an index to Milvus: the corpus it has

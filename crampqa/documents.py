@@ -35,6 +35,7 @@ from crampqa.lexical import LexicalIndex
 
 if TYPE_CHECKING:
     from crampqa.embedding import Embedder
+    from crampqa.indexing import Runner
     from crampqa.store import IndexData
 
 #: Bumped when what is embedded or indexed per document changes.
@@ -80,29 +81,13 @@ def record(how: str) -> dict[str, Any]:
     }
 
 
-def _encode(
-    embedder: Embedder, texts: list[str], rows: list[int], out: NDArray[np.float32],
-    stage: str, progress: Progress | None,
-) -> None:
-    """Embed ``texts`` into ``out[rows]``, longest first (little padding per batch)."""
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-    total = len(order)
-    if progress:
-        progress(stage, 0, total)
-    for begin in range(0, total, EMBED_BATCH * 4):
-        batch = order[begin : begin + EMBED_BATCH * 4]
-        out[[rows[i] for i in batch]] = embedder.encode([texts[i] for i in batch],
-                                                        batch_size=EMBED_BATCH // 2)
-        if progress:
-            progress(stage, min(begin + len(batch), total), total)
-
-
 def embed_documents(
-    documents: Sequence[Document], embedder: Embedder, previous: IndexData | None = None,
-    progress: Progress | None = None,
+    documents: Sequence[Document], embedder: Embedder, runner: Runner,
+    previous: IndexData | None = None, progress: Progress | None = None,
 ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     """Document and title vectors: copied from ``previous`` for unchanged documents
-    (same ID and content hash, when it has them), embedded otherwise."""
+    (same ID and content hash, when it has them), embedded otherwise, by ``runner`` (in
+    this process, or on the Ray cluster of a ``--engine ray`` build)."""
     dim = embedder.dim
     vectors = np.zeros((len(documents), dim), dtype=np.float32)
     titles = np.zeros((len(documents), dim), dtype=np.float32)
@@ -115,11 +100,10 @@ def embed_documents(
             vectors[i], titles[i] = old.vectors[j], old.titles[j]
         else:
             todo.append(i)
-    _encode(embedder, [whole_text(documents[i]) for i in todo], todo, vectors,
-            "documents", progress)
-    titled = [i for i in todo if has_title(documents[i])]
-    _encode(embedder, [documents[i].title for i in titled], titled, titles, "titles",
-            progress)
+    runner.embed(embedder, [(i, whole_text(documents[i])) for i in todo], vectors,
+                 "documents", progress)
+    runner.embed(embedder, [(i, documents[i].title) for i in todo if has_title(documents[i])],
+                 titles, "titles", progress)
     return vectors, titles
 
 

@@ -79,6 +79,14 @@ def clean_question(question: object) -> str:
     return cleaned
 
 
+def _engine_settings(engine: str | EngineSettings, address: str | None,
+                     workers: int | None) -> EngineSettings:
+    """The build engine from the API's ``engine``/``address``/``workers`` arguments."""
+    if isinstance(engine, EngineSettings):
+        return engine
+    return EngineSettings(BuildEngine.parse(engine), address=address, workers=workers)
+
+
 class CrampQA:
     """Question answering over one corpus and its index, by verbatim passages only.
 
@@ -137,8 +145,7 @@ class CrampQA:
         """
         corpus = Path(corpus_dir) if corpus_dir else default_corpus_dir()
         index = Path(index_dir) if index_dir else default_index_dir()
-        where = engine if isinstance(engine, EngineSettings) else \
-            EngineSettings(BuildEngine.parse(engine), address=address, workers=workers)
+        where = _engine_settings(engine, address, workers)
         if search is not None and search.backend is Backend.MILVUS:
             from crampqa.milvus import connect
 
@@ -157,12 +164,17 @@ class CrampQA:
         progress: Progress | None = None,
         embedder: Embedder | None = None,
         wait_for_lock: bool = False,
+        engine: str | EngineSettings = "local",
+        address: str | None = None,
+        workers: int | None = None,
     ) -> UpgradeSummary:
         """Add document vectors and document BM25 to the current version of an index
-        built without them, as a new version (atomic); passages are not re-embedded."""
+        built without them, as a new version (atomic); passages are not re-embedded.
+        ``engine="ray"`` embeds the documents on a Ray cluster, as in :meth:`build`."""
         index = Path(index_dir) if index_dir else default_index_dir()
         return add_document_level(index, embedder=embedder, progress=progress,
-                                  wait_for_lock=wait_for_lock)
+                                  wait_for_lock=wait_for_lock,
+                                  engine=_engine_settings(engine, address, workers))
 
     @classmethod
     def open(

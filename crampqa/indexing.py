@@ -357,10 +357,11 @@ def build_index(
             with open_runner(engine, settings.model) as runner:
                 plan = plan_build(report.documents, settings, previous, runner)
                 vectors = embed(plan, inputs.embedder, previous, progress, runner)
+                document_vectors = embed_documents(plan.documents, inputs.embedder, runner,
+                                                   previous, progress)
             summary.dense = write_version(tmp, plan, vectors, settings, inputs.embedder,
                                           previous, progress)
-            write_document_level(tmp, plan.documents, embed_documents(
-                plan.documents, inputs.embedder, previous, progress))
+            write_document_level(tmp, plan.documents, document_vectors)
             manifest = Manifest(
                 model=inputs.identity(previous.manifest if previous is not None else None),
                 dim=inputs.embedder.dim, settings=settings, corpus=CorpusRecord.of(corpus),
@@ -409,15 +410,18 @@ def add_document_level(
     embedder: Embedder | None = None,
     progress: Progress | None = None,
     wait_for_lock: bool = False,
+    engine: EngineSettings | None = None,
 ) -> UpgradeSummary:
     """Give the current version of ``index_root`` its document vectors and document BM25.
 
-    Only the documents (and their titles) are embedded; every other file of the version
+    Only the documents (and their titles) are embedded, here or on the Ray cluster of
+    ``engine``; every other file of the version
     is carried over unchanged (hard links) into a new version folder, which is committed
     like a build (manifest with checksums, atomic swap of ``CURRENT``). Readers see the
     old version or the new one, never a half-written one.
     """
     started = time.perf_counter()
+    check_engine(engine)
     with build_lock(index_root, wait=wait_for_lock):
         folder = current_version(index_root)
         if folder is None:
@@ -434,7 +438,8 @@ def add_document_level(
         try:
             for rel in previous.manifest.files:
                 _link_or_copy(folder / rel, tmp / rel)
-            vectors = embed_documents(previous.documents, model, None, progress)
+            with open_runner(engine, previous.manifest.model.name) as runner:
+                vectors = embed_documents(previous.documents, model, runner, None, progress)
             write_document_level(tmp, previous.documents, vectors)
             manifest = replace(previous.manifest, files={}, document_level=record("upgrade"))
             if progress:

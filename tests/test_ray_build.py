@@ -26,8 +26,9 @@ from crampqa import CrampQA
 from crampqa.chunking import chunk_text
 from crampqa.config import BuildEngine, ChunkSettings, EngineSettings, IndexSettings
 from crampqa.corpus import read_corpus
+from crampqa.documents import embed_documents, has_title, whole_text
 from crampqa.errors import InputError
-from crampqa.indexing import embed, plan_build
+from crampqa.indexing import LocalRunner, embed, plan_build
 from crampqa.ray_build import _chunk_from_json, _chunk_to_json
 from crampqa.store import current_version, load_version
 from tests.conftest import CORPUS, FakeEmbedder, run_main
@@ -70,12 +71,14 @@ def test_local_build_never_imports_ray(tmp_path: Path) -> None:
     assert current_version(tmp_path / "index") is not None
 
 
+@pytest.mark.parametrize("extra", [[], ["--document-vectors"]])
 def test_engine_ray_without_ray_installed_says_how_to_install(
-    fake_default_model: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    fake_default_model: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    extra: list[str]
 ) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
     code, _, err = run_main("index", "--corpus", CORPUS, "--index", tmp_path / "index",
-                            "--engine", "ray")
+                            "--engine", "ray", *extra)
     assert code == 1
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
@@ -214,6 +217,14 @@ def test_a_remote_runner_plans_the_same_version_and_sends_only_changes(
     local_passages, _ = embed(local_plan, FakeEmbedder(), previous, None)  # type: ignore[arg-type]
     np.testing.assert_allclose(passages, local_passages, atol=1e-6)
 
+    # document vectors go through the runner too: only the changed document and its title
+    runner = RecordingRunner()
+    remote_docs = embed_documents(plan.documents, FakeEmbedder(), runner, previous)
+    assert runner.texts == [whole_text(edited)] + ([edited.title] if has_title(edited) else [])
+    local_docs = embed_documents(plan.documents, FakeEmbedder(), LocalRunner(), previous)
+    for ours, theirs in zip(remote_docs, local_docs, strict=True):
+        np.testing.assert_allclose(ours, theirs, atol=1e-6)
+
 
 # ---- against a running Ray head -----------------------------------------------------------
 @pytest.fixture(scope="session")  # session: skips before the real index is built
@@ -260,7 +271,8 @@ def test_ray_build_gives_the_local_builds_index(
     for name in SAME_BYTES:
         assert (remote / name).read_bytes() == (local / name).read_bytes(), name
     assert _manifest(remote) == _manifest(local)
-    for name in ("embeddings.npy", "sentence_embeddings.npy"):
+    for name in ("embeddings.npy", "sentence_embeddings.npy", "doc_embeddings.npy",
+                 "title_embeddings.npy"):  # documents are embedded on the cluster too
         ours, theirs = _arrays(remote, name), _arrays(local, name)
         assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
         np.testing.assert_allclose(ours, theirs, atol=1e-5, err_msg=name)
@@ -290,6 +302,7 @@ def test_incremental_ray_build_embeds_only_the_changed_document(
     doc = [d.path for d in CrampQA.open(corpus_copy, index, auto_build=False).data.documents]
     of_changed = int((passages[:, 0] == doc.index(changed.name)).sum())
     assert totals["passages"] == summary.embedded_passages == of_changed
+    assert totals["documents"] == 1  # only the changed document's vector is made again
     for name in SAME_BYTES:
         assert (summary.folder / name).read_bytes() == (fresh.folder / name).read_bytes()
     np.testing.assert_allclose(_arrays(summary.folder, "embeddings.npy"),
