@@ -13,8 +13,9 @@ for: starting Python, reading, (for Ray) starting a private local head and its w
 loading the model (once per worker), chunking, embedding and the single final write. The
 three builds run one after another, ``--rounds`` times in rotating order, so that all see
 the same machine load; documents per second is ``--docs`` over the median wall time.
-Every Ray build is checked against the local one: byte-identical passages, sentences and
-documents, vectors within 1e-5. Progress on stderr, a table (or ``--json``) on stdout.
+Every Ray build is checked against the local one (``compare_indexes.py``): byte-identical
+passages, sentences and documents, and the largest difference of each vector array.
+Progress on stderr, a table (or ``--json``) on stdout.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from compare_indexes import compare  # this folder
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -44,7 +45,6 @@ ENGINES: dict[str, list[str]] = {
     "ray, 1 worker": ["--engine", "ray", "--workers", "1"],
     "ray, 2 workers": ["--engine", "ray", "--workers", "2"],
 }
-SAME_BYTES = ("passages.npy", "sentences.npy", "documents.jsonl")
 
 
 def log(message: str) -> None:
@@ -87,18 +87,6 @@ def version(index: Path) -> Path:
     return index / (index / "CURRENT").read_text(encoding="utf-8").strip()
 
 
-def same_index(ours: Path, local: Path) -> dict[str, Any]:
-    """Byte-identical tables and the largest vector difference against the local build."""
-    check: dict[str, Any] = {name: (ours / name).read_bytes() == (local / name).read_bytes()
-                             for name in SAME_BYTES}
-    for name in ("embeddings.npy", "sentence_embeddings.npy"):
-        a = np.load(ours / name, allow_pickle=False)
-        b = np.load(local / name, allow_pickle=False)
-        check[f"{name} max |diff|"] = float(np.abs(a - b).max()) if a.shape == b.shape \
-            else float("inf")
-    return check
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--docs", type=int, default=400, help="MedQuAD documents (first N)")
@@ -122,7 +110,7 @@ def main() -> None:
                 log(f"{name}: {result['wall_s']:.1f}s  {result['summary']}")
             local = version(Path(tmp) / f"index-{r}-0")
             for n, name in enumerate(names[1:], start=1):
-                checks[name] = same_index(version(Path(tmp) / f"index-{r}-{n}"), local)
+                checks[name] = compare(version(Path(tmp) / f"index-{r}-{n}"), local)
     report = {
         "docs": args.docs, "rounds": args.rounds, "cpus": os.cpu_count(),
         "machine": platform.platform(),
