@@ -55,6 +55,36 @@ def same_top(one: dict[str, dict[str, float]], two: dict[str, dict[str, float]],
     return same / max(1, len(one))
 
 
+def same_top_ties_aside(one: dict[str, dict[str, float]], two: dict[str, dict[str, float]],
+                        k: int = 10, tol: float = 1e-5) -> float:
+    """Share of queries whose top ``k`` are the same once documents with tied scores (equal
+    within ``tol``, relative) may come in either order: the two lists have the same score
+    at every rank, and the same documents in every group of tied scores that ends inside
+    the top ``k`` (a group cut by rank ``k`` may be represented by any of its documents)."""
+    def top(run: dict[str, float]) -> list[tuple[str, float]]:
+        return sorted(run.items(), key=lambda item: -item[1])[:k]
+
+    def close(a: float, b: float) -> bool:
+        return abs(a - b) <= tol * max(1.0, abs(a), abs(b))
+
+    same = 0
+    for query in one:
+        a, b = top(one.get(query, {})), top(two.get(query, {}))
+        if len(a) != len(b) or not all(close(x[1], y[1]) for x, y in zip(a, b, strict=True)):
+            continue
+        start, ok = 0, True
+        while start < len(a) and ok:
+            end = start
+            while end + 1 < len(a) and close(a[start][1], a[end + 1][1]):
+                end += 1
+            cut = end == len(a) - 1 and len(a) == k  # the group may go on past rank k
+            if not cut:
+                ok = {d for d, _ in a[start:end + 1]} == {d for d, _ in b[start:end + 1]}
+            start = end + 1
+        same += ok
+    return same / max(1, len(one))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", type=Path, default=MEDQUAD)
@@ -65,6 +95,9 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--configs", default="dense,bm25,default")
     parser.add_argument("--json", action="store_true", help="Print one JSON object.")
+    parser.add_argument("--runs", type=Path, default=None,
+                        help="Also write every ranking (query -> document -> score) here, "
+                             "one JSON file per backend and configuration.")
     args = parser.parse_args()
 
     from crampqa import CrampQA
@@ -114,6 +147,7 @@ def main() -> None:
         one, two = results["embedded"][name], results["milvus"][name]
         row: dict[str, Any] = {
             "same_top10_vs_embedded": round(same_top(one.run, two.run), 4),
+            "same_top10_ties_aside": round(same_top_ties_aside(one.run, two.run), 4),
             "ndcg10_embedded": round(one.metrics["nDCG@10"], 4),
             "ndcg10_milvus": round(two.metrics["nDCG@10"], 4),
             "p50_ms_embedded": round(one.latency["p50_ms"], 1),
@@ -122,9 +156,16 @@ def main() -> None:
         flat = results.get("embedded-flat", {}).get(name)
         if flat is not None:
             row["same_top10_vs_embedded_flat"] = round(same_top(flat.run, two.run), 4)
+            row["same_top10_vs_embedded_flat_ties_aside"] = round(
+                same_top_ties_aside(flat.run, two.run), 4)
             row["ndcg10_embedded_flat"] = round(flat.metrics["nDCG@10"], 4)
             row["p50_ms_embedded_flat"] = round(flat.latency["p50_ms"], 1)
         report["configs"][name] = row
+    if args.runs is not None:
+        args.runs.mkdir(parents=True, exist_ok=True)
+        for backend, by_config in results.items():
+            for name, config in by_config.items():
+                (args.runs / f"{backend}-{name}.json").write_text(json.dumps(config.run))
     if args.json:
         print(json.dumps(report, indent=2))
     else:
