@@ -55,38 +55,6 @@ def same_top(one: dict[str, dict[str, float]], two: dict[str, dict[str, float]],
     return same / max(1, len(one))
 
 
-def same_top_ties_aside(one: Any, two: Any, k: int = 10, tol: float = 1e-5) -> float:
-    """Share of queries whose top ``k`` documents are the same once documents with tied
-    scores may come in either order. ``one`` and ``two`` are evaluation results: their
-    ``run`` gives each query's order, their ``raw_scores`` crampqa's own scores. The two
-    lists must have the same score at every rank (equal within ``tol``, relative) and the
-    same documents in every run of tied scores that ends inside the top ``k`` (a run that
-    reaches rank ``k`` may go on past it, so any of its documents may be shown there)."""
-    def top(result: Any, query: str) -> list[tuple[str, float]]:
-        order = sorted(result.run.get(query, {}).items(), key=lambda item: -item[1])[:k]
-        scores = result.raw_scores.get(query, {})
-        return [(doc, scores.get(doc, float("nan"))) for doc, _ in order]
-
-    def close(a: float, b: float) -> bool:
-        return abs(a - b) <= tol * max(1.0, abs(a), abs(b))
-
-    same = 0
-    for query in one.run:
-        a, b = top(one, query), top(two, query)
-        if len(a) != len(b) or not all(close(x[1], y[1]) for x, y in zip(a, b, strict=True)):
-            continue
-        start, ok = 0, True
-        while start < len(a) and ok:
-            end = start
-            while end + 1 < len(a) and close(a[start][1], a[end + 1][1]):
-                end += 1
-            if not (end == len(a) - 1 and len(a) == k):
-                ok = {d for d, _ in a[start:end + 1]} == {d for d, _ in b[start:end + 1]}
-            start = end + 1
-        same += ok
-    return same / max(1, len(one.run))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", type=Path, default=MEDQUAD)
@@ -149,7 +117,6 @@ def main() -> None:
         one, two = results["embedded"][name], results["milvus"][name]
         row: dict[str, Any] = {
             "same_top10_vs_embedded": round(same_top(one.run, two.run), 4),
-            "same_top10_ties_aside": round(same_top_ties_aside(one, two), 4),
             "ndcg10_embedded": round(one.metrics["nDCG@10"], 4),
             "ndcg10_milvus": round(two.metrics["nDCG@10"], 4),
             "p50_ms_embedded": round(one.latency["p50_ms"], 1),
@@ -158,8 +125,6 @@ def main() -> None:
         flat = results.get("embedded-flat", {}).get(name)
         if flat is not None:
             row["same_top10_vs_embedded_flat"] = round(same_top(flat.run, two.run), 4)
-            row["same_top10_vs_embedded_flat_ties_aside"] = round(
-                same_top_ties_aside(flat, two), 4)
             row["ndcg10_embedded_flat"] = round(flat.metrics["nDCG@10"], 4)
             row["p50_ms_embedded_flat"] = round(flat.latency["p50_ms"], 1)
         report["configs"][name] = row
