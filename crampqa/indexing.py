@@ -415,10 +415,10 @@ def add_document_level(
     """Give the current version of ``index_root`` its document vectors and document BM25.
 
     Only the documents (and their titles) are embedded, here or on the Ray cluster of
-    ``engine``; every other file of the version
-    is carried over unchanged (hard links) into a new version folder, which is committed
-    like a build (manifest with checksums, atomic swap of ``CURRENT``). Readers see the
-    old version or the new one, never a half-written one.
+    ``engine``; every other file of the version is carried over unchanged (hard links)
+    into a new version folder, which is committed like a build (manifest with checksums,
+    atomic swap of ``CURRENT``). Readers see the old version or the new one, never a
+    half-written one.
     """
     started = time.perf_counter()
     check_engine(engine)
