@@ -84,7 +84,10 @@ class PassageScorer:
             from tokenizers import Tokenizer
 
             tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
-            tokenizer.enable_truncation(max_length=max_length, strategy="only_second")
+            # longest first: a long question is cut too (only the passage was cut before,
+            # and a question of more than max_length tokens could not fit at all); for a
+            # question shorter than the cut passage, the usual case, nothing changes
+            tokenizer.enable_truncation(max_length=max_length, strategy="longest_first")
             tokenizer.no_padding()
             options = ort.SessionOptions()
             options.intra_op_num_threads = max(1, threads)
