@@ -12,6 +12,7 @@ import json
 import os
 import re
 import stat
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -285,6 +286,29 @@ def walk_folders(
         stack.extend(current / name for name in sorted(folders, reverse=True))
 
 
+def safe_path(rel: str) -> str:
+    """``rel`` with the bytes of a name that is not valid UTF-8 written as ``\\xNN``:
+    text that can be printed and stored as JSON (file names are read as ``os.fsdecode``
+    does, so such bytes arrive as lone surrogates)."""
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def file_name_problem(rel: str) -> str | None:
+    """Why a document's relative path cannot give a usable source ID, or None.
+
+    A name that is not valid UTF-8 cannot be stored; one with a line break or another
+    control character, or a part that starts or ends with a space, gives a source ID
+    that cannot be shown, copied and opened again."""
+    if safe_path(rel) != rel:
+        return "file name is not valid UTF-8; rename it"
+    if any(unicodedata.category(ch) == "Cc" for ch in rel):
+        return "file name has a line break or another control character; rename it"
+    stem = rel.rsplit(".", 1)[0] if "." in rel.rsplit("/", 1)[-1] else rel
+    if any(part != part.strip() for part in (*rel.split("/"), *stem.split("/"))):
+        return "file or folder name starts or ends with a space; rename it"
+    return None
+
+
 def _walk(folder: Path, report: CorpusReport) -> Iterator[Path]:
     root = folder.resolve()
 
@@ -292,13 +316,13 @@ def _walk(folder: Path, report: CorpusReport) -> Iterator[Path]:
         if path == folder:
             raise CorpusError(f"Cannot read the corpus folder {folder}: "
                               f"{exc.strerror or exc}; check its permissions.")
-        rel = path.relative_to(folder).as_posix()
+        rel = safe_path(path.relative_to(folder).as_posix())
         report.skipped.append((rel + "/", f"unreadable folder ({exc.strerror or exc})"))
 
     for dirpath, filenames in walk_folders(folder, unreadable):
         for name in filenames:
             path = dirpath / name
-            rel = path.relative_to(folder).as_posix()
+            rel = safe_path(path.relative_to(folder).as_posix())
             if name.startswith(".") or (dirpath == folder and name in METADATA_FILES):
                 continue
             if path.is_symlink():
@@ -380,6 +404,10 @@ def read_corpus(folder: Path, max_bytes: int | None = None) -> CorpusReport:
     found: list[tuple[str, str, Document]] = []  # (ID without suffix, path, document)
     for path in _walk(folder, report):
         rel = path.relative_to(folder).as_posix()
+        problem = file_name_problem(rel)
+        if problem is not None:
+            report.skipped.append((safe_path(rel), problem))
+            continue
         suffix = path.suffix.lower()
         if suffix not in SUPPORTED_SUFFIXES:
             report.skipped.append((rel, f"unsupported file type '{suffix or 'none'}'"))
@@ -449,7 +477,8 @@ def corpus_fingerprint(folder: Path) -> list[list[Any]]:
                 stat = path.stat()
             except OSError:
                 continue
-            rows.append([path.relative_to(folder).as_posix(), stat.st_size, stat.st_mtime_ns])
+            rows.append([safe_path(path.relative_to(folder).as_posix()), stat.st_size,
+                         stat.st_mtime_ns])
     return rows
 
 
