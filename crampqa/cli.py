@@ -619,6 +619,7 @@ def serve(
     from crampqa.store import verify_files
 
     verify_files(qa.data.folder, qa.data.manifest, full=True)  # large files too, once
+    qa.load_scorer()  # a damaged scorer is refused here, before anything is announced
     local = host in LOOPBACK_HOSTS
     if not local:
         _stderr(f"crampqa: warning: listening on {host}, reachable from other machines; "

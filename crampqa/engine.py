@@ -267,6 +267,13 @@ class CrampQA:
         """Retrieval settings stored with the index."""
         return self.data.settings.retrieval
 
+    def load_scorer(self) -> None:
+        """Load the answer scorer now (its files checked) when the index's settings use
+        it, instead of on the first question: a service started with a damaged scorer
+        then fails at start with :class:`ModelError`, not on every ask."""
+        if self.retrieval_settings.scorer:
+            _ = self.retriever.scorer
+
     def ask(
         self,
         question: str,
