@@ -192,7 +192,10 @@ def _summary_line(s: BuildSummary) -> str:
         f"({s.added} added, {s.changed} changed, {s.unchanged} unchanged, "
         f"{s.removed} removed; {len(s.skipped)} files skipped) "
         f"in {s.seconds:.1f}s -> {s.folder}"
-        + (" (up to date: nothing written)" if s.up_to_date else "")
+        + (" (up to date: nothing written)" if s.up_to_date and not s.upgraded_manifest
+           else "")
+        + (" (up to date; its manifest was upgraded to carry its own checksum, nothing "
+           "embedded again)" if s.upgraded_manifest else "")
     )
 
 
@@ -472,8 +475,8 @@ def info(
 
         load_version(qa.data.folder, verify_full=True)
         # the verdict first, before the summary or manifest
-        _stderr(f"OK: all {len(qa.data.manifest.files)} index files match their SHA-256 "
-                "checksums.")
+        _stderr(f"OK: the manifest and all {len(qa.data.manifest.files)} index files match "
+                "their SHA-256 checksums.")
     if as_json:
         from crampqa.terminal import json_for_terminal
 

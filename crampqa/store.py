@@ -54,7 +54,7 @@ from crampqa.errors import (
     IndexError_,
     IndexLockedError,
 )
-from crampqa.manifest import MANIFEST, Manifest
+from crampqa.manifest import FORMAT_VERSION, MANIFEST, Manifest
 
 CURRENT_FILE = "CURRENT"
 LOCK_FILE = ".lock"
@@ -357,6 +357,13 @@ def record_search(folder: Path, search: dict[str, str]) -> Manifest:
     sees the old or the new manifest). The entry says where candidates are searched, not
     what the version holds, so the version stays the same otherwise."""
     manifest = replace(Manifest.load(folder), search=dict(search))
+    rewrite_manifest(folder, manifest)
+    return manifest
+
+
+def rewrite_manifest(folder: Path, manifest: Manifest) -> None:
+    """Replace the manifest of a complete version folder (atomic: a reader sees the old
+    or the new manifest)."""
     tmp = folder / f".{MANIFEST}.{os.getpid()}.{threading.get_ident()}"
     try:
         manifest.dump_to(tmp)
@@ -367,7 +374,15 @@ def record_search(folder: Path, search: dict[str, str]) -> Manifest:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(folder)
-    return manifest
+
+
+def upgrade_manifest(folder: Path, manifest: Manifest) -> Manifest:
+    """Seal the manifest of a version written in the previous format (without its own
+    checksum), after hashing every file it lists; nothing else changes."""
+    verify_files(folder, manifest, full=True)
+    upgraded = replace(manifest, format_version=FORMAT_VERSION)
+    rewrite_manifest(folder, upgraded)
+    return upgraded
 
 
 def _write_record(folder: Path, files: dict[str, dict[str, Any]]) -> None:
@@ -585,9 +600,11 @@ def verify_files(folder: Path, manifest: Manifest, full: bool = False) -> None:
         _write_record(folder, verified)
 
 
-def load_version(folder: Path, verify_full: bool = False) -> IndexData:
-    """Open a version folder: check the manifest and files, memory-map the arrays."""
-    manifest = Manifest.load(folder)
+def load_version(folder: Path, verify_full: bool = False, upgrading: bool = False) -> IndexData:
+    """Open a version folder: check the manifest and files, memory-map the arrays
+    (``upgrading``: a manifest of the previous format is accepted, see
+    :meth:`Manifest.load`)."""
+    manifest = Manifest.load(folder, upgrading=upgrading)
     verify_files(folder, manifest, full=verify_full)
     try:
         documents = []

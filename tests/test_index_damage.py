@@ -13,6 +13,7 @@ import pytest
 from crampqa import CrampQA
 from crampqa.config import MODEL_NAME
 from crampqa.errors import IndexError_
+from crampqa.manifest import FORMAT_VERSION, seal
 from crampqa.store import CURRENT_FILE, MANIFEST, load_version
 from tests.conftest import FAKE_MODEL, FakeEmbedder
 from tests.support import (
@@ -78,7 +79,7 @@ def test_damaged_manifest_and_current_pointer(index: Path) -> None:
         f"The index manifest {manifest} is damaged; {REBUILD}.")
     data = json.loads(good)
     del data["model"]
-    manifest.write_text(json.dumps(data))
+    manifest.write_bytes(seal(data))  # sealed again: the shape itself is checked
     assert cli("ask", QUESTION, "--index", index).error(4) == (
         f"The index manifest {manifest} is damaged (model missing or malformed); {REBUILD}.")
     manifest.unlink()  # missing manifest
@@ -105,7 +106,7 @@ def test_index_command_repairs_a_damaged_index(index: Path, corpus: Path) -> Non
     assert cli("ask", QUESTION, "--json", "--index", index, "--corpus", corpus).answer()
 
 
-@pytest.mark.parametrize("stored", [2, 99], ids=repr)
+@pytest.mark.parametrize("stored", [FORMAT_VERSION + 1, 99], ids=repr)
 def test_newer_or_unknown_format_version_is_refused(stored: object, index: Path) -> None:
     folder = version(index)
     manifest = json.loads((folder / MANIFEST).read_text())
@@ -113,7 +114,8 @@ def test_newer_or_unknown_format_version_is_refused(stored: object, index: Path)
     (folder / MANIFEST).write_text(json.dumps(manifest))
     message = cli("ask", QUESTION, "--json", "--index", index).error(4, "index_error")
     assert message == (f"The index in {folder} was written by a newer crampqa (format "
-                       f"{stored}, this one reads 1); upgrade crampqa or {REBUILD}.")
+                       f"{stored}, this one reads {FORMAT_VERSION}); upgrade crampqa or "
+                       f"{REBUILD}.")
 
 
 def test_index_built_with_another_model(corpus: Path, tmp_path: Path,
