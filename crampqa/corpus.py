@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from crampqa.chunking import no_passage_reason
 from crampqa.config import max_file_bytes
@@ -286,6 +287,20 @@ def walk_folders(
         stack.extend(current / name for name in sorted(folders, reverse=True))
 
 
+def web_url(url: str) -> str:
+    """``url`` when it is an ``http`` or ``https`` address, else "" (a ``javascript:`` or
+    ``data:`` URL from ``sources.json`` must never become a link)."""
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc \
+            or any(unicodedata.category(ch) == "Cc" for ch in url):
+        return ""
+    return url
+
+
 def safe_path(rel: str) -> str:
     """``rel`` with the bytes of a name that is not valid UTF-8 written as ``\\xNN``:
     text that can be printed and stored as JSON (file names are read as ``os.fsdecode``
@@ -445,7 +460,7 @@ def read_corpus(folder: Path, max_bytes: int | None = None) -> CorpusReport:
         meta = sources.get(doc_id) or sources.get(stem, {})
         title = str(meta.get("title") or doc.title)
         report.documents.append(Document(doc_id, title, doc.text, doc.sha256, doc.path,
-                                         str(meta.get("url", ""))))
+                                         web_url(str(meta.get("url", "")))))
     return report
 
 

@@ -46,7 +46,7 @@ from numpy.typing import NDArray
 
 from crampqa.chunking import KINDS, Chunk
 from crampqa.config import IndexSettings
-from crampqa.corpus import Document, sha256_file
+from crampqa.corpus import Document, sha256_file, web_url
 from crampqa.errors import (
     NO_SPACE_ERRNOS,
     REBUILD_HINT,
@@ -615,7 +615,8 @@ def load_version(folder: Path, verify_full: bool = False, upgrading: bool = Fals
                           row.get("path", ""), row.get("url", ""))
                 if not all(isinstance(value, str) for value in fields):
                     raise ValueError("documents.jsonl holds a malformed row")
-                documents.append(Document(*fields))
+                # an index written before URLs were checked may hold any scheme
+                documents.append(Document(*fields[:5], web_url(fields[5])))
         # Plain ndarray views of the memory maps: still mapped, not copied, but without
         # np.memmap's Python-level __getitem__/__array_wrap__ on every row and slice
         # taken while ranking (about 0.3 ms of a warm ask).
