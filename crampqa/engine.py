@@ -38,6 +38,7 @@ from crampqa.errors import (
     DiskFullError,
     IndexError_,
     IndexLockedError,
+    IndexNotWritableError,
     InputError,
 )
 from crampqa.indexing import BuildSummary, UpgradeSummary, add_document_level, build_index
@@ -237,6 +238,13 @@ class CrampQA:
                     raise
                 notice = (f"No space left in {exc.root} to update the index ({reason}): "
                           "free some space; answering from the previous complete version.")
+            except IndexNotWritableError as exc:
+                if folder is None:
+                    raise
+                # e.g. a read-only index: answer as for a full disk or a locked index
+                notice = (f"Cannot update the index in {index} ({reason}): "
+                          f"{exc.detail or 'not writable'}; answering from the previous "
+                          "complete version.")
             else:
                 folder = current_version(index)
                 if folder is None:  # pragma: no cover - build_index always commits

@@ -53,6 +53,7 @@ from crampqa.errors import (
     DiskFullError,
     IndexError_,
     IndexLockedError,
+    IndexNotWritableError,
 )
 from crampqa.manifest import FORMAT_VERSION, MANIFEST, Manifest
 
@@ -257,9 +258,9 @@ def build_lock(root: Path, wait: bool = False) -> Iterator[None]:
     except OSError as exc:
         if exc.errno in NO_SPACE_ERRNOS:
             raise DiskFullError(root) from None
-        raise IndexError_(
+        raise IndexNotWritableError(
             f"Cannot write to the index folder {root}: {exc.strerror}; "
-            "choose a writable folder with --index DIR."
+            "choose a writable folder with --index DIR.", str(exc.strerror or exc)
         ) from None
     try:
         try:
@@ -294,9 +295,9 @@ def _writing(root: Path) -> Iterator[None]:
     except OSError as exc:
         if exc.errno in NO_SPACE_ERRNOS:
             raise DiskFullError(root) from None
-        raise IndexError_(
+        raise IndexNotWritableError(
             f"Cannot write the index in {root}: {exc.strerror or exc}; free some space or "
-            "choose a writable folder with --index DIR."
+            "choose a writable folder with --index DIR.", str(exc.strerror or exc)
         ) from None
 
 

@@ -158,3 +158,30 @@ def test_read_only_index_folder_answers_but_refuses_to_build(index: Path, corpus
     finally:
         for path in [index, *index.rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def test_read_only_index_with_a_changed_corpus_answers_from_the_previous_version(
+        index: Path, corpus_copy: Path, sub: Crampqa) -> None:
+    """As with a full disk or a locked index: the previous version answers, with a notice."""
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # root writes anywhere: drop its capabilities for the subprocesses
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv")
+        prefix = [setpriv, "--bounding-set=-all", "--inh-caps=-all", "--"]
+    (corpus_copy / "new.txt").write_text("Night cramps. Calf cramps at night are common.\n")
+    before = version(index)
+    for path in [index, *index.rglob("*")]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    try:
+        run = finish(sub.start("ask", QUESTION, "--json", "--index", index, "--corpus",
+                               corpus_copy, prefix=prefix))
+        answer = run.answer()
+        assert answer["passages"] and "new" not in {p["doc_id"] for p in answer["passages"]}
+        assert run.err_lines == [
+            f"Cannot update the index in {index} (the corpus changed): Permission denied; "
+            "answering from the previous complete version."]
+        assert version(index) == before
+    finally:
+        for path in [index, *index.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
