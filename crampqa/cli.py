@@ -6,7 +6,6 @@ Errors become one line and an exit code in exactly one place, :func:`main`.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +16,7 @@ import click
 import typer
 from rich.console import Console
 
-from crampqa.config import DEFAULT_K, Progress, SearchSettings
+from crampqa.config import DEFAULT_K, Progress, SearchSettings, env_flag
 from crampqa.errors import CrampQAError, InputError, unexpected
 
 if TYPE_CHECKING:  # imported where used, so that `crampqa --help` stays quick
@@ -769,7 +768,7 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
             _stderr("crampqa: interrupted")  # e.g. Ctrl+C while a module was importing
             raise SystemExit(130) from None
-        if os.environ.get("CRAMPQA_DEBUG"):
+        if env_flag("CRAMPQA_DEBUG"):
             raise
         _fail(unexpected(exc), wants_json)
     # Outside standalone mode click returns (instead of raising) the code of an Exit;
