@@ -419,13 +419,14 @@ def read_corpus(folder: Path, max_bytes: int | None = None) -> CorpusReport:
     found: list[tuple[str, str, Document]] = []  # (ID without suffix, path, document)
     for path in _walk(folder, report):
         rel = path.relative_to(folder).as_posix()
-        problem = file_name_problem(rel)
-        if problem is not None:
-            report.skipped.append((safe_path(rel), problem))
-            continue
         suffix = path.suffix.lower()
         if suffix not in SUPPORTED_SUFFIXES:
-            report.skipped.append((rel, f"unsupported file type '{suffix or 'none'}'"))
+            report.skipped.append((safe_path(rel),
+                                   f"unsupported file type '{safe_path(suffix) or 'none'}'"))
+            continue
+        problem = file_name_problem(rel)  # only a document needs a usable source ID
+        if problem is not None:
+            report.skipped.append((safe_path(rel), problem))
             continue
         data = read_regular_file(path, limit)
         if isinstance(data, str):
