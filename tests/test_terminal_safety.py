@@ -149,3 +149,43 @@ def test_panels_and_show_at_a_terminal_are_safe() -> None:
     shown = buffer.getvalue()
     assert_safe(shown)
     assert "␛[2J␛[H" in shown and "[red]Fake[/red]" in shown and "Night␡" in shown
+
+
+RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: what follows it is shown reversed
+BIDI = ("\u061c", "\u200e", "\u200f", "\u202a", "\u202b", "\u202c", "\u202d", RLO,
+        "\u2066", "\u2067", "\u2068", "\u2069")
+
+
+def test_visible_neutralises_bidi_controls() -> None:
+    for char in BIDI:
+        assert visible(f"a{char}b") == f"a\\u{ord(char):04x}b"
+    text = "".join(BIDI)
+    assert json.loads(json_for_terminal(json.dumps(text, ensure_ascii=False))) == text
+    assert not set(json_for_terminal(json.dumps(text, ensure_ascii=False))) & set(BIDI)
+    assert visible("שלום and مرحبا stay") == "שלום and مرحبا stay"  # RTL letters are text
+
+
+def test_bidi_controls_in_names_titles_and_text_never_reach_the_terminal(
+        tmp_path: Path) -> None:
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / f"calf{RLO}txt.exe.txt").write_text(
+        f"Night cramps. Calf cramps at night {RLO}are common{RLO} in older adults.\n")
+    (corpus / "sources.json").write_text(json.dumps(
+        {f"calf{RLO}txt.exe": {"title": f"Cramps {RLO}gnp.evil"}}))
+    index = tmp_path / "index"
+    outputs = [run_main("index", "--corpus", corpus, "--index", index)]
+    outputs.append(run_main("sources", "--corpus", corpus, "--index", index))
+    outputs.append(run_main("ask", "calf cramps at night", "--corpus", corpus, "--index",
+                            index))
+    outputs.append(run_main("info", "--json", "--corpus", corpus, "--index", index))
+    outputs.append(run_main("ask", "cramps", "--corpus", corpus / f"gone{RLO}", "--index",
+                            index))
+    for code, out, err in outputs:
+        assert not set(out + err) & set(BIDI), (code, out, err)
+    assert "calf\\u202etxt.exe" in outputs[1][1] and "Cramps \\u202egnp.evil" in outputs[1][1]
+    assert "\\u202eare common\\u202e" in outputs[2][1]
+    assert outputs[4][0] == 3 and "gone\\u202e" in outputs[4][2]
+    code, out, _ = run_main("ask", "calf cramps at night", "--json", "--corpus", corpus,
+                            "--index", index)
+    assert code == 0 and RLO in json.loads(out)["passages"][0]["text"]  # JSON: verbatim
