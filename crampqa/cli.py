@@ -185,11 +185,16 @@ def _stderr(message: str) -> None:
     print(visible(message, newlines=False), file=sys.stderr, flush=True)
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 document``, ``2 documents``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _summary_line(s: BuildSummary) -> str:
     return (
-        f"Indexed {s.documents} documents into {s.passages} passages "
+        f"Indexed {_count(s.documents, 'document')} into {_count(s.passages, 'passage')} "
         f"({s.added} added, {s.changed} changed, {s.unchanged} unchanged, "
-        f"{s.removed} removed; {len(s.skipped)} files skipped) "
+        f"{s.removed} removed; {_count(len(s.skipped), 'file')} skipped) "
         f"in {s.seconds:.1f}s -> {s.folder}"
         + (" (up to date: nothing written)" if s.up_to_date and not s.upgraded_manifest
            else "")

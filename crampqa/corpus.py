@@ -254,13 +254,26 @@ def _load_sources(folder: Path, report: CorpusReport) -> dict[str, dict[str, str
     return {str(k): v if isinstance(v, dict) else {"title": str(v)} for k, v in loaded.items()}
 
 
+def is_index_root(folder: Path) -> bool:
+    """Whether ``folder`` is a crampqa index (its build lock, and ``CURRENT`` or a version
+    folder: the names of :mod:`crampqa.store`), which is never part of a corpus: an index
+    kept inside its corpus folder would otherwise change the corpus with every build."""
+    try:
+        if not (folder / ".lock").is_file():
+            return False
+        return (folder / "CURRENT").is_file() or any(
+            p.is_dir() for p in folder.glob("v-*"))
+    except OSError:
+        return False
+
+
 def walk_folders(
     folder: Path, on_error: Callable[[Path, OSError], None] | None = None
 ) -> Iterator[tuple[Path, list[str]]]:
     """``(folder, sorted file names)`` for ``folder`` and each sub-folder, depth first in
-    name order (as ``os.walk``), without recursion, so any depth works. Hidden folders
-    and links to folders are not entered; a folder that cannot be listed goes to
-    ``on_error`` (or is passed over)."""
+    name order (as ``os.walk``), without recursion, so any depth works. Hidden folders,
+    links to folders and crampqa indexes (:func:`is_index_root`) are not entered; a
+    folder that cannot be listed goes to ``on_error`` (or is passed over)."""
     stack = [folder]
     while stack:
         current = stack.pop()
@@ -281,7 +294,7 @@ def walk_folders(
                 is_dir = enter = False
             if not is_dir:
                 files.append(entry.name)
-            elif enter:
+            elif enter and not is_index_root(current / entry.name):
                 folders.append(entry.name)
         yield current, sorted(files)
         stack.extend(current / name for name in sorted(folders, reverse=True))

@@ -52,7 +52,15 @@ from crampqa.results import (
     looks_not_english,
 )
 from crampqa.retrieval import Candidate, Retriever, with_overrides
-from crampqa.store import IndexData, build_lock, current_version, load_version, record_search
+from crampqa.store import (
+    CURRENT_FILE,
+    IndexData,
+    build_lock,
+    current_version,
+    latest_version,
+    load_version,
+    record_search,
+)
 
 
 def clean_question(question: object) -> str:
@@ -204,6 +212,12 @@ class CrampQA:
         summary: BuildSummary | None = None
         reason: str | None = None
         notice: str | None = None
+        if folder is None and index.exists():
+            folder = latest_version(index)  # the pointer alone was lost: nothing to rebuild
+            if folder is not None:
+                notice = (f"{index / CURRENT_FILE} is missing; answering from the newest "
+                          f"complete version, {folder.name} (`crampqa index` restores the "
+                          "pointer).")
         if folder is None:
             reason = "no index yet"
         else:
@@ -246,6 +260,7 @@ class CrampQA:
                           f"{exc.detail or 'not writable'}; answering from the previous "
                           "complete version.")
             else:
+                notice = None  # the build wrote CURRENT
                 folder = current_version(index)
                 if folder is None:  # pragma: no cover - build_index always commits
                     raise IndexError_(f"Building the index in {index} failed; {REBUILD_HINT}.")

@@ -49,8 +49,10 @@ from crampqa.store import (
     build_lock,
     commit_version,
     current_version,
+    latest_version,
     load_version,
     new_version_folder,
+    point_current,
     prune_versions,
     upgrade_manifest,
     verify_files,
@@ -316,7 +318,7 @@ def _previous(
     if rebuild:
         return None, Freshness(Action.FULL, "--rebuild was asked for")
     try:
-        folder = current_version(root)
+        folder = current_version(root) or latest_version(root)  # a lost pointer: its version
         if folder is None:
             return None, Freshness(Action.FULL)  # a first build: nothing to explain
         data = load_version(folder, upgrading=True)
@@ -361,6 +363,8 @@ def build_index(
             if previous.manifest.format_version < FORMAT_VERSION:
                 upgrade_manifest(previous.folder, previous.manifest)
                 summary.upgraded_manifest = True
+            if current_version(index_root) != previous.folder:  # the pointer was lost
+                point_current(index_root, previous.folder)
             summary.folder = previous.folder
             summary.up_to_date = True
             summary.documents = summary.unchanged = len(report.documents)

@@ -249,6 +249,39 @@ def current_version(root: Path) -> Path | None:
     return folder
 
 
+def latest_version(root: Path) -> Path | None:
+    """The newest complete version folder of ``root`` whose manifest loads, or None: what
+    ``CURRENT`` named when only the pointer was lost (deleted, or a crash between renaming
+    a version into place and writing the pointer)."""
+    try:
+        names = sorted((p.name for p in root.glob("v-*") if p.is_dir() and not p.is_symlink()),
+                       reverse=True)
+    except OSError:
+        return None
+    for name in names:
+        try:
+            Manifest.load(root / name)
+        except IndexError_:
+            continue
+        return root / name
+    return None
+
+
+def point_current(root: Path, folder: Path) -> None:
+    """Make ``CURRENT`` name ``folder`` (atomic: readers see the old or the new pointer)."""
+    pointer_tmp = root / f".{CURRENT_FILE}.{os.getpid()}"
+    with _writing(root):
+        try:
+            pointer_tmp.write_text(folder.name + "\n", encoding="utf-8")
+            with pointer_tmp.open("rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(pointer_tmp, root / CURRENT_FILE)
+        except BaseException:
+            pointer_tmp.unlink(missing_ok=True)
+            raise
+    _fsync_dir(root)
+
+
 @contextlib.contextmanager
 def build_lock(root: Path, wait: bool = False) -> Iterator[None]:
     """Hold the root's build lock; raise :class:`IndexLockedError` if another build holds it."""

@@ -42,6 +42,7 @@ from crampqa.web.service import (
     K_MESSAGE,
     AnswerService,
     AskRequest,
+    check_params,
     parse_ask,
     render_json,
 )
@@ -397,6 +398,7 @@ def _add_routes(app: FastAPI, service: AnswerService) -> None:
     @app.get("/api/article", tags=["service"], responses={
         404: {"model": ErrorBody, "description": "Unknown source."}})
     def article(
+        request: Request,
         source: Annotated[str, Query(description="A source ID, e.g. "
                                      "000_153f9343c5352d90#6779-6991.", max_length=300)],
     ) -> dict[str, Any]:
@@ -404,6 +406,7 @@ def _add_routes(app: FastAPI, service: AnswerService) -> None:
         passage's offsets, its section heading and the article's title and URL."""
         from crampqa.articles import locate
 
+        check_params(request.query_params, ("source",), "'source'")
         return locate(service.qa, source).to_dict(full=True)
 
     @app.api_route("/article", methods=["GET", "HEAD"], include_in_schema=False)
