@@ -162,6 +162,39 @@ def split_sentences(text: str, start: int, end: int) -> list[Span]:
     return result
 
 
+#: A sentence longer than this many times ``max_chars`` (a long run without punctuation)
+#: is cut into pieces of at most ``max_chars``; shorter long sentences stay whole.
+OVERLONG_FACTOR = 2
+
+
+def bound_sentences(text: str, sentences: list[Span], max_chars: int) -> list[Span]:
+    """``sentences`` with each one longer than ``OVERLONG_FACTOR × max_chars`` cut into
+    pieces of at most ``max_chars`` characters at word boundaries (inside a single longer
+    word: at ``max_chars``); each piece is trimmed, so it is still a verbatim slice."""
+    limit = OVERLONG_FACTOR * max_chars
+    bounded: list[Span] = []
+    for start, end in sentences:
+        if end - start <= limit:
+            bounded.append((start, end))
+            continue
+        pos = start
+        while pos < end:
+            stop = min(end, pos + max_chars)
+            if stop < end and not text[stop].isspace():
+                space = max(text.rfind(" ", pos + 1, stop + 1), text.rfind("\t", pos + 1, stop + 1))
+                if space > pos:
+                    stop = space
+            piece_end = stop
+            while piece_end > pos and text[piece_end - 1].isspace():
+                piece_end -= 1
+            if piece_end > pos:
+                bounded.append((pos, piece_end))
+            pos = stop
+            while pos < end and text[pos].isspace():
+                pos += 1
+    return bounded
+
+
 def _group_sentences(sentences: list[Span], max_chars: int) -> list[list[Span]]:
     """Balanced groups of consecutive sentences, each at most ``max_chars`` if possible."""
     if not sentences:
@@ -342,7 +375,8 @@ def _chunk_lines(text: str, lines: list[_Line], settings: ChunkSettings) -> list
             chunks.append(Chunk(span[0], span[1], KIND_TABLE_ROW, heading, table_header, (span,)))
             continue
         table_header = None
-        sentences = split_sentences(text, line.start, line.end)
+        sentences = bound_sentences(text, split_sentences(text, line.start, line.end),
+                                    max_chars)
         groups = _group_sentences(sentences, max_chars)
         if not groups:
             continue

@@ -6,7 +6,6 @@ Errors become one line and an exit code in exactly one place, :func:`main`.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +16,7 @@ import click
 import typer
 from rich.console import Console
 
-from crampqa.config import DEFAULT_K, Progress, SearchSettings
+from crampqa.config import DEFAULT_K, Progress, SearchSettings, env_flag
 from crampqa.errors import CrampQAError, InputError, unexpected
 
 if TYPE_CHECKING:  # imported where used, so that `crampqa --help` stays quick
@@ -186,13 +185,21 @@ def _stderr(message: str) -> None:
     print(visible(message, newlines=False), file=sys.stderr, flush=True)
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 document``, ``2 documents``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _summary_line(s: BuildSummary) -> str:
     return (
-        f"Indexed {s.documents} documents into {s.passages} passages "
+        f"Indexed {_count(s.documents, 'document')} into {_count(s.passages, 'passage')} "
         f"({s.added} added, {s.changed} changed, {s.unchanged} unchanged, "
-        f"{s.removed} removed; {len(s.skipped)} files skipped) "
+        f"{s.removed} removed; {_count(len(s.skipped), 'file')} skipped) "
         f"in {s.seconds:.1f}s -> {s.folder}"
-        + (" (up to date: nothing written)" if s.up_to_date else "")
+        + (" (up to date: nothing written)" if s.up_to_date and not s.upgraded_manifest
+           else "")
+        + (" (up to date; its manifest was upgraded to carry its own checksum, nothing "
+           "embedded again)" if s.upgraded_manifest else "")
     )
 
 
@@ -472,8 +479,8 @@ def info(
 
         load_version(qa.data.folder, verify_full=True)
         # the verdict first, before the summary or manifest
-        _stderr(f"OK: all {len(qa.data.manifest.files)} index files match their SHA-256 "
-                "checksums.")
+        _stderr(f"OK: the manifest and all {len(qa.data.manifest.files)} index files match "
+                "their SHA-256 checksums.")
     if as_json:
         from crampqa.terminal import json_for_terminal
 
@@ -619,6 +626,7 @@ def serve(
     from crampqa.store import verify_files
 
     verify_files(qa.data.folder, qa.data.manifest, full=True)  # large files too, once
+    qa.load_scorer()  # a damaged scorer is refused here, before anything is announced
     local = host in LOOPBACK_HOSTS
     if not local:
         _stderr(f"crampqa: warning: listening on {host}, reachable from other machines; "
@@ -765,7 +773,7 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
             _stderr("crampqa: interrupted")  # e.g. Ctrl+C while a module was importing
             raise SystemExit(130) from None
-        if os.environ.get("CRAMPQA_DEBUG"):
+        if env_flag("CRAMPQA_DEBUG"):
             raise
         _fail(unexpected(exc), wants_json)
     # Outside standalone mode click returns (instead of raising) the code of an Exit;

@@ -26,6 +26,8 @@ MAX_K = 50
 #: Corpus files larger than this many megabytes are skipped; ``CRAMPQA_MAX_FILE_MB``
 #: changes it (docs/errors.md). A BEIR corpus.jsonl is read as a stream and not limited.
 DEFAULT_MAX_FILE_MB = 10.0
+#: The largest CRAMPQA_MAX_FILE_MB accepted (1 TB): beyond it a byte count overflows.
+MAX_FILE_MB_LIMIT = 1_000_000
 #: Passages per answer when a question does not say (CLI, API and web service).
 DEFAULT_K = 3
 
@@ -175,8 +177,9 @@ class ChunkSettings:
     max_chars: int = 600
     # 2 was given to two separate changes: a document of only heading-like lines is one
     # passage instead of none, and lists are packed on their own with their introduction
-    # as context. 3: both changes together.
-    version: int = 3
+    # as context. 3: both changes together. 4: a sentence over twice max_chars (a long run
+    # without punctuation) is cut at word boundaries into pieces of at most max_chars.
+    version: int = 4
 
 
 @dataclass(frozen=True)
@@ -325,7 +328,17 @@ def max_file_bytes() -> int:
         value = float(raw)
     except ValueError:
         value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise InputError(f"CRAMPQA_MAX_FILE_MB must be a positive number of megabytes "
-                         f"(got '{raw}').")
+    if not (math.isfinite(value) and 0 < value <= MAX_FILE_MB_LIMIT):
+        raise InputError(f"CRAMPQA_MAX_FILE_MB must be a positive number of megabytes, at "
+                         f"most {MAX_FILE_MB_LIMIT:,} (got '{raw[:40]}').")
     return max(1, int(value * 1_000_000))
+
+
+#: Values of a yes/no environment variable that mean no (any other non-empty value: yes).
+_FALSE_WORDS = frozenset({"", "0", "false", "no", "off", "n", "f"})
+
+
+def env_flag(name: str) -> bool:
+    """Whether the yes/no environment variable ``name`` is set on: ``1``, ``true``, ``yes``
+    … are on; unset, empty, ``0``, ``false``, ``no`` and ``off`` are off."""
+    return os.environ.get(name, "").strip().lower() not in _FALSE_WORDS

@@ -12,10 +12,12 @@ import json
 import os
 import re
 import stat
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from crampqa.chunking import no_passage_reason
 from crampqa.config import max_file_bytes
@@ -252,13 +254,26 @@ def _load_sources(folder: Path, report: CorpusReport) -> dict[str, dict[str, str
     return {str(k): v if isinstance(v, dict) else {"title": str(v)} for k, v in loaded.items()}
 
 
+def is_index_root(folder: Path) -> bool:
+    """Whether ``folder`` is a crampqa index (its build lock, and ``CURRENT`` or a version
+    folder: the names of :mod:`crampqa.store`), which is never part of a corpus: an index
+    kept inside its corpus folder would otherwise change the corpus with every build."""
+    try:
+        if not (folder / ".lock").is_file():
+            return False
+        return (folder / "CURRENT").is_file() or any(
+            p.is_dir() for p in folder.glob("v-*"))
+    except OSError:
+        return False
+
+
 def walk_folders(
     folder: Path, on_error: Callable[[Path, OSError], None] | None = None
 ) -> Iterator[tuple[Path, list[str]]]:
     """``(folder, sorted file names)`` for ``folder`` and each sub-folder, depth first in
-    name order (as ``os.walk``), without recursion, so any depth works. Hidden folders
-    and links to folders are not entered; a folder that cannot be listed goes to
-    ``on_error`` (or is passed over)."""
+    name order (as ``os.walk``), without recursion, so any depth works. Hidden folders,
+    links to folders and crampqa indexes (:func:`is_index_root`) are not entered; a
+    folder that cannot be listed goes to ``on_error`` (or is passed over)."""
     stack = [folder]
     while stack:
         current = stack.pop()
@@ -279,10 +294,47 @@ def walk_folders(
                 is_dir = enter = False
             if not is_dir:
                 files.append(entry.name)
-            elif enter:
+            elif enter and not is_index_root(current / entry.name):
                 folders.append(entry.name)
         yield current, sorted(files)
         stack.extend(current / name for name in sorted(folders, reverse=True))
+
+
+def web_url(url: str) -> str:
+    """``url`` when it is an ``http`` or ``https`` address, else "" (a ``javascript:`` or
+    ``data:`` URL from ``sources.json`` must never become a link)."""
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc \
+            or any(unicodedata.category(ch) == "Cc" for ch in url):
+        return ""
+    return url
+
+
+def safe_path(rel: str) -> str:
+    """``rel`` with the bytes of a name that is not valid UTF-8 written as ``\\xNN``:
+    text that can be printed and stored as JSON (file names are read as ``os.fsdecode``
+    does, so such bytes arrive as lone surrogates)."""
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def file_name_problem(rel: str) -> str | None:
+    """Why a document's relative path cannot give a usable source ID, or None.
+
+    A name that is not valid UTF-8 cannot be stored; one with a line break or another
+    control character, or a part that starts or ends with a space, gives a source ID
+    that cannot be shown, copied and opened again."""
+    if safe_path(rel) != rel:
+        return "file name is not valid UTF-8; rename it"
+    if any(unicodedata.category(ch) == "Cc" for ch in rel):
+        return "file name has a line break or another control character; rename it"
+    stem = rel.rsplit(".", 1)[0] if "." in rel.rsplit("/", 1)[-1] else rel
+    if any(part != part.strip() for part in (*rel.split("/"), *stem.split("/"))):
+        return "file or folder name starts or ends with a space; rename it"
+    return None
 
 
 def _walk(folder: Path, report: CorpusReport) -> Iterator[Path]:
@@ -292,13 +344,13 @@ def _walk(folder: Path, report: CorpusReport) -> Iterator[Path]:
         if path == folder:
             raise CorpusError(f"Cannot read the corpus folder {folder}: "
                               f"{exc.strerror or exc}; check its permissions.")
-        rel = path.relative_to(folder).as_posix()
+        rel = safe_path(path.relative_to(folder).as_posix())
         report.skipped.append((rel + "/", f"unreadable folder ({exc.strerror or exc})"))
 
     for dirpath, filenames in walk_folders(folder, unreadable):
         for name in filenames:
             path = dirpath / name
-            rel = path.relative_to(folder).as_posix()
+            rel = safe_path(path.relative_to(folder).as_posix())
             if name.startswith(".") or (dirpath == folder and name in METADATA_FILES):
                 continue
             if path.is_symlink():
@@ -382,7 +434,12 @@ def read_corpus(folder: Path, max_bytes: int | None = None) -> CorpusReport:
         rel = path.relative_to(folder).as_posix()
         suffix = path.suffix.lower()
         if suffix not in SUPPORTED_SUFFIXES:
-            report.skipped.append((rel, f"unsupported file type '{suffix or 'none'}'"))
+            report.skipped.append((safe_path(rel),
+                                   f"unsupported file type '{safe_path(suffix) or 'none'}'"))
+            continue
+        problem = file_name_problem(rel)  # only a document needs a usable source ID
+        if problem is not None:
+            report.skipped.append((safe_path(rel), problem))
             continue
         data = read_regular_file(path, limit)
         if isinstance(data, str):
@@ -417,7 +474,7 @@ def read_corpus(folder: Path, max_bytes: int | None = None) -> CorpusReport:
         meta = sources.get(doc_id) or sources.get(stem, {})
         title = str(meta.get("title") or doc.title)
         report.documents.append(Document(doc_id, title, doc.text, doc.sha256, doc.path,
-                                         str(meta.get("url", ""))))
+                                         web_url(str(meta.get("url", "")))))
     return report
 
 
@@ -449,7 +506,8 @@ def corpus_fingerprint(folder: Path) -> list[list[Any]]:
                 stat = path.stat()
             except OSError:
                 continue
-            rows.append([path.relative_to(folder).as_posix(), stat.st_size, stat.st_mtime_ns])
+            rows.append([safe_path(path.relative_to(folder).as_posix()), stat.st_size,
+                         stat.st_mtime_ns])
     return rows
 
 

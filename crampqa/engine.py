@@ -38,6 +38,7 @@ from crampqa.errors import (
     DiskFullError,
     IndexError_,
     IndexLockedError,
+    IndexNotWritableError,
     InputError,
 )
 from crampqa.indexing import BuildSummary, UpgradeSummary, add_document_level, build_index
@@ -51,7 +52,15 @@ from crampqa.results import (
     looks_not_english,
 )
 from crampqa.retrieval import Candidate, Retriever, with_overrides
-from crampqa.store import IndexData, build_lock, current_version, load_version, record_search
+from crampqa.store import (
+    CURRENT_FILE,
+    IndexData,
+    build_lock,
+    current_version,
+    latest_version,
+    load_version,
+    record_search,
+)
 
 
 def clean_question(question: object) -> str:
@@ -203,6 +212,12 @@ class CrampQA:
         summary: BuildSummary | None = None
         reason: str | None = None
         notice: str | None = None
+        if folder is None and index.exists():
+            folder = latest_version(index)  # the pointer alone was lost: nothing to rebuild
+            if folder is not None:
+                notice = (f"{index / CURRENT_FILE} is missing; answering from the newest "
+                          f"complete version, {folder.name} (`crampqa index` restores the "
+                          "pointer).")
         if folder is None:
             reason = "no index yet"
         else:
@@ -237,7 +252,15 @@ class CrampQA:
                     raise
                 notice = (f"No space left in {exc.root} to update the index ({reason}): "
                           "free some space; answering from the previous complete version.")
+            except IndexNotWritableError as exc:
+                if folder is None:
+                    raise
+                # e.g. a read-only index: answer as for a full disk or a locked index
+                notice = (f"Cannot update the index in {index} ({reason}): "
+                          f"{exc.detail or 'not writable'}; answering from the previous "
+                          "complete version.")
             else:
+                notice = None  # the build wrote CURRENT
                 folder = current_version(index)
                 if folder is None:  # pragma: no cover - build_index always commits
                     raise IndexError_(f"Building the index in {index} failed; {REBUILD_HINT}.")
@@ -266,6 +289,13 @@ class CrampQA:
     def retrieval_settings(self) -> RetrievalSettings:
         """Retrieval settings stored with the index."""
         return self.data.settings.retrieval
+
+    def load_scorer(self) -> None:
+        """Load the answer scorer now (its files checked) when the index's settings use
+        it, instead of on the first question: a service started with a damaged scorer
+        then fails at start with :class:`ModelError`, not on every ask."""
+        if self.retrieval_settings.scorer:
+            _ = self.retriever.scorer
 
     def ask(
         self,

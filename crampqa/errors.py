@@ -63,6 +63,15 @@ class IndexError_(CrampQAError):
     code = "index_error"
 
 
+class IndexNotWritableError(IndexError_):
+    """The index folder cannot be written (permissions, a read-only file system)."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        #: why, in a few words (the system's reason: "Permission denied", …)
+        self.detail = detail
+
+
 class IndexLockedError(IndexError_):
     """Another process is building the same index."""
 

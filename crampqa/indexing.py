@@ -34,16 +34,28 @@ from crampqa.documents import embed_documents, record, write_document_level
 from crampqa.embedding import Embedder, get_embedder
 from crampqa.errors import CorpusError, DiskFullError, IndexError_, is_disk_full
 from crampqa.lexical import LexicalIndex
-from crampqa.manifest import Action, CorpusRecord, Freshness, IndexInputs, Manifest, freshness
+from crampqa.manifest import (
+    FORMAT_VERSION,
+    Action,
+    CorpusRecord,
+    Freshness,
+    IndexInputs,
+    Manifest,
+    freshness,
+)
 from crampqa.store import (
     IndexData,
     PassageTable,
     build_lock,
     commit_version,
     current_version,
+    latest_version,
     load_version,
     new_version_folder,
+    point_current,
     prune_versions,
+    upgrade_manifest,
+    verify_files,
     write_arrays,
     write_documents,
 )
@@ -119,6 +131,8 @@ class BuildSummary:
     #: what updating the search backend did (Milvus), for the CLI; None: nothing to say
     search_note: str | None = None
     document_level: bool = True  # the version has document vectors (crampqa.documents)
+    #: the version's manifest was of the previous format and was sealed in place
+    upgraded_manifest: bool = False
 
 
 @dataclass
@@ -304,10 +318,12 @@ def _previous(
     if rebuild:
         return None, Freshness(Action.FULL, "--rebuild was asked for")
     try:
-        folder = current_version(root)
+        folder = current_version(root) or latest_version(root)  # a lost pointer: its version
         if folder is None:
             return None, Freshness(Action.FULL)  # a first build: nothing to explain
-        data = load_version(folder)
+        data = load_version(folder, upgrading=True)
+        if data.manifest.format_version < FORMAT_VERSION:  # sealed only once all is hashed
+            verify_files(folder, data.manifest, full=True)
     except IndexError_ as exc:
         return None, Freshness(Action.FULL, f"the previous index is unusable ({exc.message})")
     verdict = freshness(data.manifest, inputs)
@@ -344,6 +360,11 @@ def build_index(
             # nothing would differ but the timestamp: keep the current version (no new
             # folder, so open services and their answer caches stay valid)
             prune_versions(index_root, keep=previous.folder.name)  # e.g. a killed build's
+            if previous.manifest.format_version < FORMAT_VERSION:
+                upgrade_manifest(previous.folder, previous.manifest)
+                summary.upgraded_manifest = True
+            if current_version(index_root) != previous.folder:  # the pointer was lost
+                point_current(index_root, previous.folder)
             summary.folder = previous.folder
             summary.up_to_date = True
             summary.documents = summary.unchanged = len(report.documents)

@@ -8,7 +8,9 @@ would use now, for both :meth:`crampqa.CrampQA.open` and :func:`crampqa.indexing
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
@@ -21,13 +23,39 @@ from crampqa.embedding import Embedder, ModelIdentity
 from crampqa.errors import REBUILD_HINT, CrampQAError, IndexError_
 from crampqa.scorer import packaged_scorer_record
 
-FORMAT_VERSION = 1
+#: 2: ``manifest.json`` carries its own SHA-256 (:func:`seal`); 1: it did not.
+FORMAT_VERSION = 2
+#: The oldest format a build can upgrade in place (`crampqa index`), nothing re-embedded.
+UPGRADABLE_FORMAT = 1
 MANIFEST = "manifest.json"
+#: The manifest's first entry: the SHA-256 of the rest of its text.
+CHECKSUM_KEY = "manifest_sha256"
+_SEAL = re.compile(rb'\{\n  "manifest_sha256": "([0-9a-f]{64})",\n')
 
 #: Top-level manifest entries and the JSON type each must have.
 MANIFEST_SCHEMA: dict[str, type] = {
     "model": dict, "settings": dict, "corpus": dict, "counts": dict, "files": dict,
 }
+
+
+def seal(data: dict[str, Any]) -> bytes:
+    """The bytes of ``manifest.json`` for ``data``: pretty JSON whose first entry,
+    ``manifest_sha256``, is the SHA-256 of the rest of the text (the same JSON without
+    that line), so a change to any byte of the file is seen on load."""
+    body = json.dumps({k: v for k, v in data.items() if k != CHECKSUM_KEY}, indent=2,
+                      ensure_ascii=False).encode("utf-8")
+    digest = hashlib.sha256(body).hexdigest()
+    return b'{\n  "%s": "%s",\n' % (CHECKSUM_KEY.encode(), digest.encode()) + body[2:]
+
+
+def seal_matches(raw: bytes) -> bool:
+    """Whether ``raw`` (a manifest's bytes) starts with its checksum and the checksum is
+    the SHA-256 of the rest."""
+    match = _SEAL.match(raw)
+    if match is None:
+        return False
+    body = b"{\n" + raw[match.end():]
+    return hashlib.sha256(body).hexdigest() == match.group(1).decode("ascii")
 
 
 @dataclass(frozen=True)
@@ -111,8 +139,8 @@ class Manifest:
         self.dump_to(folder / MANIFEST)
 
     def dump_to(self, path: Path) -> None:
-        """Write the manifest's JSON to ``path``."""
-        path.write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False), "utf-8")
+        """Write the manifest's JSON to ``path``, sealed with its checksum (:func:`seal`)."""
+        path.write_bytes(seal(self.to_json()))
 
     def shown(self) -> str:
         """Pretty JSON without the file list and fingerprint (for ``crampqa info``)."""
@@ -121,11 +149,14 @@ class Manifest:
         return json.dumps(shown, indent=2, ensure_ascii=False)
 
     @classmethod
-    def load(cls, folder: Path) -> Manifest:
-        """The manifest of a version folder, checked for format version and shape."""
+    def load(cls, folder: Path, *, upgrading: bool = False) -> Manifest:
+        """The manifest of a version folder, checked for its checksum, format version and
+        shape. A manifest of the previous format (without a checksum) is refused with
+        the way to upgrade it, unless ``upgrading`` (a build, which then seals it)."""
         path = folder / MANIFEST
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            raw = path.read_bytes()
+            data = json.loads(raw.decode("utf-8"))
         except FileNotFoundError:
             raise IndexError_(f"The index in {folder} has no manifest; {REBUILD_HINT}.") \
                 from None
@@ -147,9 +178,18 @@ class Manifest:
                 f"The index in {folder} was written by a newer crampqa (format {version}, "
                 f"this one reads {FORMAT_VERSION}); upgrade crampqa or {REBUILD_HINT}."
             )
-        if version < FORMAT_VERSION:
+        if version < UPGRADABLE_FORMAT:
             raise IndexError_(f"The index in {folder} uses old format {version}; "
                               f"{REBUILD_HINT}.")
+        if version < FORMAT_VERSION and not upgrading:
+            raise IndexError_(
+                f"The index in {folder} was written by an older crampqa (format {version}, "
+                f"without a checksum of its manifest); run `crampqa index` to upgrade it "
+                "(nothing is embedded again)."
+            )
+        if version == FORMAT_VERSION and not seal_matches(raw):
+            raise IndexError_(f"The index manifest {path} is damaged (it does not match its "
+                              f"checksum); {REBUILD_HINT}.")
         bad = [key for key, kind in MANIFEST_SCHEMA.items()
                if not isinstance(data.get(key), kind)]
         try:

@@ -60,7 +60,8 @@ class PassageScorer:
     def load(cls, folder: Path | None = None, *, check_hash: bool = True,
              threads: int = 1) -> PassageScorer:
         """Load the scorer in ``folder`` (the packaged one by default), checking that
-        ``model.onnx`` has the SHA-256 written in ``scorer.json``."""
+        ``model.onnx`` and ``tokenizer.json`` have the SHA-256s written in
+        ``scorer.json``."""
         folder = Path(folder) if folder is not None else SCORER_DIR
         paths = [folder / n for n in (MODEL_FILE, TOKENIZER_FILE, CARD_FILE)]
         missing = [p.name for p in paths if not p.is_file()]
@@ -71,20 +72,25 @@ class PassageScorer:
             card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
             max_length = int(card["max_length"])
             if check_hash:
-                expected = str(card["sha256"])
+                expected = {MODEL_FILE: str(card["sha256"]),
+                            TOKENIZER_FILE: str(card["tokenizer_sha256"])}
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelError(f"The answer scorer's {folder / CARD_FILE} is damaged; "
                              f"{_REINSTALL}.") from exc
-        if check_hash and sha256_file(folder / MODEL_FILE) != expected:
-            raise ModelError(f"The answer scorer {folder / MODEL_FILE} does not match its "
-                             f"SHA-256 in {CARD_FILE}; {_REINSTALL}.")
+        for name, digest in (expected.items() if check_hash else ()):
+            if sha256_file(folder / name) != digest:
+                raise ModelError(f"The answer scorer {folder / name} does not match its "
+                                 f"SHA-256 in {CARD_FILE}; {_REINSTALL}.")
         card["sha256"] = card.get("sha256") or sha256_file(folder / MODEL_FILE)
         try:
             import onnxruntime as ort
             from tokenizers import Tokenizer
 
             tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
-            tokenizer.enable_truncation(max_length=max_length, strategy="only_second")
+            # longest first: a long question is cut too (only the passage was cut before,
+            # and a question of more than max_length tokens could not fit at all); for a
+            # question shorter than the cut passage, the usual case, nothing changes
+            tokenizer.enable_truncation(max_length=max_length, strategy="longest_first")
             tokenizer.no_padding()
             options = ort.SessionOptions()
             options.intra_op_num_threads = max(1, threads)

@@ -46,15 +46,16 @@ from numpy.typing import NDArray
 
 from crampqa.chunking import KINDS, Chunk
 from crampqa.config import IndexSettings
-from crampqa.corpus import Document, sha256_file
+from crampqa.corpus import Document, sha256_file, web_url
 from crampqa.errors import (
     NO_SPACE_ERRNOS,
     REBUILD_HINT,
     DiskFullError,
     IndexError_,
     IndexLockedError,
+    IndexNotWritableError,
 )
-from crampqa.manifest import MANIFEST, Manifest
+from crampqa.manifest import FORMAT_VERSION, MANIFEST, Manifest
 
 CURRENT_FILE = "CURRENT"
 LOCK_FILE = ".lock"
@@ -248,6 +249,39 @@ def current_version(root: Path) -> Path | None:
     return folder
 
 
+def latest_version(root: Path) -> Path | None:
+    """The newest complete version folder of ``root`` whose manifest loads, or None: what
+    ``CURRENT`` named when only the pointer was lost (deleted, or a crash between renaming
+    a version into place and writing the pointer)."""
+    try:
+        names = sorted((p.name for p in root.glob("v-*") if p.is_dir() and not p.is_symlink()),
+                       reverse=True)
+    except OSError:
+        return None
+    for name in names:
+        try:
+            Manifest.load(root / name)
+        except IndexError_:
+            continue
+        return root / name
+    return None
+
+
+def point_current(root: Path, folder: Path) -> None:
+    """Make ``CURRENT`` name ``folder`` (atomic: readers see the old or the new pointer)."""
+    pointer_tmp = root / f".{CURRENT_FILE}.{os.getpid()}"
+    with _writing(root):
+        try:
+            pointer_tmp.write_text(folder.name + "\n", encoding="utf-8")
+            with pointer_tmp.open("rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(pointer_tmp, root / CURRENT_FILE)
+        except BaseException:
+            pointer_tmp.unlink(missing_ok=True)
+            raise
+    _fsync_dir(root)
+
+
 @contextlib.contextmanager
 def build_lock(root: Path, wait: bool = False) -> Iterator[None]:
     """Hold the root's build lock; raise :class:`IndexLockedError` if another build holds it."""
@@ -257,9 +291,9 @@ def build_lock(root: Path, wait: bool = False) -> Iterator[None]:
     except OSError as exc:
         if exc.errno in NO_SPACE_ERRNOS:
             raise DiskFullError(root) from None
-        raise IndexError_(
+        raise IndexNotWritableError(
             f"Cannot write to the index folder {root}: {exc.strerror}; "
-            "choose a writable folder with --index DIR."
+            "choose a writable folder with --index DIR.", str(exc.strerror or exc)
         ) from None
     try:
         try:
@@ -294,9 +328,9 @@ def _writing(root: Path) -> Iterator[None]:
     except OSError as exc:
         if exc.errno in NO_SPACE_ERRNOS:
             raise DiskFullError(root) from None
-        raise IndexError_(
+        raise IndexNotWritableError(
             f"Cannot write the index in {root}: {exc.strerror or exc}; free some space or "
-            "choose a writable folder with --index DIR."
+            "choose a writable folder with --index DIR.", str(exc.strerror or exc)
         ) from None
 
 
@@ -357,6 +391,13 @@ def record_search(folder: Path, search: dict[str, str]) -> Manifest:
     sees the old or the new manifest). The entry says where candidates are searched, not
     what the version holds, so the version stays the same otherwise."""
     manifest = replace(Manifest.load(folder), search=dict(search))
+    rewrite_manifest(folder, manifest)
+    return manifest
+
+
+def rewrite_manifest(folder: Path, manifest: Manifest) -> None:
+    """Replace the manifest of a complete version folder (atomic: a reader sees the old
+    or the new manifest)."""
     tmp = folder / f".{MANIFEST}.{os.getpid()}.{threading.get_ident()}"
     try:
         manifest.dump_to(tmp)
@@ -367,7 +408,15 @@ def record_search(folder: Path, search: dict[str, str]) -> Manifest:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(folder)
-    return manifest
+
+
+def upgrade_manifest(folder: Path, manifest: Manifest) -> Manifest:
+    """Seal the manifest of a version written in the previous format (without its own
+    checksum), after hashing every file it lists; nothing else changes."""
+    verify_files(folder, manifest, full=True)
+    upgraded = replace(manifest, format_version=FORMAT_VERSION)
+    rewrite_manifest(folder, upgraded)
+    return upgraded
 
 
 def _write_record(folder: Path, files: dict[str, dict[str, Any]]) -> None:
@@ -585,9 +634,11 @@ def verify_files(folder: Path, manifest: Manifest, full: bool = False) -> None:
         _write_record(folder, verified)
 
 
-def load_version(folder: Path, verify_full: bool = False) -> IndexData:
-    """Open a version folder: check the manifest and files, memory-map the arrays."""
-    manifest = Manifest.load(folder)
+def load_version(folder: Path, verify_full: bool = False, upgrading: bool = False) -> IndexData:
+    """Open a version folder: check the manifest and files, memory-map the arrays
+    (``upgrading``: a manifest of the previous format is accepted, see
+    :meth:`Manifest.load`)."""
+    manifest = Manifest.load(folder, upgrading=upgrading)
     verify_files(folder, manifest, full=verify_full)
     try:
         documents = []
@@ -598,7 +649,8 @@ def load_version(folder: Path, verify_full: bool = False) -> IndexData:
                           row.get("path", ""), row.get("url", ""))
                 if not all(isinstance(value, str) for value in fields):
                     raise ValueError("documents.jsonl holds a malformed row")
-                documents.append(Document(*fields))
+                # an index written before URLs were checked may hold any scheme
+                documents.append(Document(*fields[:5], web_url(fields[5])))
         # Plain ndarray views of the memory maps: still mapped, not copied, but without
         # np.memmap's Python-level __getitem__/__array_wrap__ on every row and slice
         # taken while ranking (about 0.3 ms of a warm ask).

@@ -10,20 +10,27 @@ from __future__ import annotations
 
 import re
 
-#: C0 controls, DEL and C1 controls (ESC, CSI as 0x9b, OSC as 0x9d, …).
-_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
+#: Unicode bidirectional controls (embeddings, overrides, isolates and marks: U+202E
+#: RIGHT-TO-LEFT OVERRIDE shows the text after it reversed, so "txt.exe" can read as
+#: "exe.txt" and a passage can be made to read otherwise than it is).
+BIDI_CONTROLS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+#: C0 controls, DEL and C1 controls (ESC, CSI as 0x9b, OSC as 0x9d, …), and bidi controls.
+_CONTROLS = re.compile(f"[\x00-\x1f\x7f-\x9f{BIDI_CONTROLS}]")
 #: Controls a terminal shows harmlessly as layout.
 _LAYOUT = {"\n", "\t"}
 
 
 def _picture(char: str) -> str:
     """The visible stand-in for one control character: its Unicode control picture
-    (U+2400 block: ␛ for ESC, ␇ for BEL, ␡ for DEL), or ``\\x9b``-style for C1."""
+    (U+2400 block: ␛ for ESC, ␇ for BEL, ␡ for DEL), ``\\x9b``-style for C1, or
+    ``\\u202e``-style for a bidi control."""
     code = ord(char)
     if code < 0x20:
         return chr(0x2400 + code)
     if code == 0x7F:
         return "\u2421"
+    if code > 0xFF:  # a bidi control
+        return f"\\u{code:04x}"
     return f"\\x{code:02x}"
 
 
@@ -41,6 +48,7 @@ def visible(text: str, newlines: bool = True) -> str:
 
 
 def json_for_terminal(text: str) -> str:
-    """JSON text with DEL and the C1 controls written as ``\\u00XX`` escapes (json.dumps
-    escapes the C0 ones already): the same JSON value, safe to show."""
-    return re.sub("[\x7f-\x9f]", lambda m: f"\\u{ord(m.group()):04x}", text)
+    """JSON text with DEL, the C1 controls and the bidi controls written as ``\\uXXXX``
+    escapes (json.dumps escapes the C0 ones already): the same JSON value, safe to show."""
+    return re.sub(f"[\x7f-\x9f{BIDI_CONTROLS}]", lambda m: f"\\u{ord(m.group()):04x}",
+                  text)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from crampqa.corpus import read_corpus
+from crampqa.manifest import seal
 from crampqa.store import MANIFEST, current_version, sha256_file
 from tests.conftest import run_main
 
@@ -91,7 +92,7 @@ def rewrite_checksums(folder: Path) -> None:
         target = folder / rel
         if target.exists():
             info.update(sha256=sha256_file(target), size=target.stat().st_size)
-    path.write_text(json.dumps(manifest), encoding="utf-8")
+    path.write_bytes(seal(manifest))  # and seal it with its own checksum again
 
 
 def pickle_bomb(marker: Path) -> bytes:

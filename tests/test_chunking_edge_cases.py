@@ -10,6 +10,7 @@ before (pinned below).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from pathlib import Path
 
@@ -27,7 +28,8 @@ from tests.conftest import CORPUS, run_main
 #: headings, table headers and list introductions, sentences). Documents of heading-like
 #: lines becoming passages must leave these articles as they were: this is the digest of
 #: the list chunking (lists packed on their own) alone, and chunker version 3, which
-#: combines the two changes, gives the same.
+#: combines the two changes, gives the same; so does version 4 (overlong runs cut: no
+#: sentence of these articles is overlong).
 CORPUS_CHUNKS_SHA256 = "556dc4074d2079f93abbca50e88413736ca3efa4feb84306c868daf87c99a79b"
 
 
@@ -125,3 +127,29 @@ def test_corpus_that_yields_no_passages_is_a_clear_error(tmp_path: Path) -> None
         f"crampqa: error: No readable documents in {corpus} (supported: .txt, .md, .html, "
         "BEIR corpus.jsonl); links.md (no passage text (only 'See also: …'-style link lines "
         "or table rules)); 1 file(s) skipped."]
+
+
+@pytest.mark.parametrize("line", [
+    "cramps at night " * 12_500,                    # 200 KB of words, no punctuation
+    "magnesium\t" * 3000 + "x" * 5000 + " tail",    # tabs, then one word over the limit
+    "Calf cramps. " + "word " * 2000 + "end. Short one.",  # an overlong run between sentences
+], ids=["words", "long-word", "between-sentences"])
+def test_an_overlong_run_is_cut_into_bounded_verbatim_passages(line: str) -> None:
+    text = "Heading Of The Note\n" + line + "\n"
+    max_chars = ChunkSettings().max_chars
+    chunks = chunk_text(text)
+    assert len(chunks) > 1
+    for chunk in chunks:
+        piece = text[chunk.start : chunk.end]
+        assert 0 < len(piece) <= max_chars and piece == piece.strip()
+        for start, end in chunk.sentences:
+            assert chunk.start <= start < end <= chunk.end and end - start <= max_chars
+    # nothing is lost: the passages cover the line, with only whitespace between them
+    assert chunks[0].start == text.index("\n") + 1 and chunks[-1].end == len(text.rstrip())
+    for before, after in itertools.pairwise(chunks):
+        assert not text[before.end : after.start].strip()
+    # cuts fall between words, except inside the one word longer than a passage
+    for before, after in itertools.pairwise(chunks):
+        if "x" * max_chars not in text[before.start : after.end]:
+            assert text[before.end].isspace() or text[before.end - 1] in ".!?"
+

@@ -82,9 +82,13 @@ def test_unexpected_failure_is_one_line_without_traceback(index: Path, corpus: P
     monkeypatch.setattr("crampqa.engine.CrampQA.ask", lambda *a, **k: 1 / 0)
     message = cli("ask", QUESTION, "--index", index, "--corpus", corpus).error(1)
     assert message.startswith("Unexpected ZeroDivisionError: division by zero; please report")
-    monkeypatch.setenv("CRAMPQA_DEBUG", "1")
-    with pytest.raises(ZeroDivisionError):
-        main(["ask", QUESTION, "--index", str(index), "--corpus", str(corpus)])
+    for on in ("1", "true", "yes", "on", "2"):
+        monkeypatch.setenv("CRAMPQA_DEBUG", on)
+        with pytest.raises(ZeroDivisionError):
+            main(["ask", QUESTION, "--index", str(index), "--corpus", str(corpus)])
+    for off in ("0", "false", "no", "off", "", " 0 "):
+        monkeypatch.setenv("CRAMPQA_DEBUG", off)
+        assert cli("ask", QUESTION, "--index", index, "--corpus", corpus).error(1) == message
 
 
 

@@ -143,7 +143,7 @@ def test_files_over_the_size_limit_are_skipped_with_a_reason(
     assert "Indexed 2 documents" in err
 
 
-@pytest.mark.parametrize("value", ["0", "-3", "ten", "nan", "inf"])
+@pytest.mark.parametrize("value", ["0", "-3", "ten", "nan", "inf", "1e308", "1000001"])
 def test_bad_size_limit_setting_is_a_one_line_error(
         value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     corpus = tmp_path / "c"
@@ -154,8 +154,8 @@ def test_bad_size_limit_setting_is_a_one_line_error(
         max_file_bytes()
     message = one_line_error(*run_main("index", "--corpus", corpus, "--index",
                                        tmp_path / "index"), expected=2)
-    assert message == (f"CRAMPQA_MAX_FILE_MB must be a positive number of megabytes "
-                       f"(got '{value}').")
+    assert message == (f"CRAMPQA_MAX_FILE_MB must be a positive number of megabytes, at "
+                       f"most 1,000,000 (got '{value}').")
 
 
 # ---- document IDs ----------------------------------------------------------------------

@@ -25,7 +25,7 @@ from crampqa.documents import (
 from crampqa.errors import EvalError, IndexError_
 from crampqa.evaluation.runner import evaluate_beir, evaluate_path, prepare_beir
 from crampqa.indexing import add_document_level
-from crampqa.manifest import MANIFEST
+from crampqa.manifest import MANIFEST, seal
 from crampqa.store import VERIFIED_DIR, current_version, load_version
 from tests.conftest import FAKE_MODEL, FakeEmbedder, run_main
 from tests.test_eval import FILLERS, write_beir
@@ -61,7 +61,7 @@ def strip_document_level(index: Path) -> Path:
     del manifest["document_level"]
     manifest["files"] = {rel: info for rel, info in manifest["files"].items()
                          if not rel.startswith((DOC_VECTORS, TITLE_VECTORS, DOC_BM25))}
-    (folder / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    (folder / MANIFEST).write_bytes(seal(manifest))
     (index / VERIFIED_DIR / f"{folder.name}.json").unlink(missing_ok=True)
     return folder
 

@@ -13,6 +13,7 @@ import pytest
 from crampqa import CrampQA
 from crampqa.config import MODEL_NAME
 from crampqa.errors import IndexError_
+from crampqa.manifest import FORMAT_VERSION, seal
 from crampqa.store import CURRENT_FILE, MANIFEST, load_version
 from tests.conftest import FAKE_MODEL, FakeEmbedder
 from tests.support import (
@@ -78,7 +79,7 @@ def test_damaged_manifest_and_current_pointer(index: Path) -> None:
         f"The index manifest {manifest} is damaged; {REBUILD}.")
     data = json.loads(good)
     del data["model"]
-    manifest.write_text(json.dumps(data))
+    manifest.write_bytes(seal(data))  # sealed again: the shape itself is checked
     assert cli("ask", QUESTION, "--index", index).error(4) == (
         f"The index manifest {manifest} is damaged (model missing or malformed); {REBUILD}.")
     manifest.unlink()  # missing manifest
@@ -105,7 +106,7 @@ def test_index_command_repairs_a_damaged_index(index: Path, corpus: Path) -> Non
     assert cli("ask", QUESTION, "--json", "--index", index, "--corpus", corpus).answer()
 
 
-@pytest.mark.parametrize("stored", [2, 99], ids=repr)
+@pytest.mark.parametrize("stored", [FORMAT_VERSION + 1, 99], ids=repr)
 def test_newer_or_unknown_format_version_is_refused(stored: object, index: Path) -> None:
     folder = version(index)
     manifest = json.loads((folder / MANIFEST).read_text())
@@ -113,7 +114,8 @@ def test_newer_or_unknown_format_version_is_refused(stored: object, index: Path)
     (folder / MANIFEST).write_text(json.dumps(manifest))
     message = cli("ask", QUESTION, "--json", "--index", index).error(4, "index_error")
     assert message == (f"The index in {folder} was written by a newer crampqa (format "
-                       f"{stored}, this one reads 1); upgrade crampqa or {REBUILD}.")
+                       f"{stored}, this one reads {FORMAT_VERSION}); upgrade crampqa or "
+                       f"{REBUILD}.")
 
 
 def test_index_built_with_another_model(corpus: Path, tmp_path: Path,
@@ -153,6 +155,33 @@ def test_read_only_index_folder_answers_but_refuses_to_build(index: Path, corpus
         assert run.error(4) == (f"Cannot write to the index folder {index}: Permission "
                                 "denied; choose a writable folder with --index DIR.")
         load_version(version(index), verify_full=True)
+    finally:
+        for path in [index, *index.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def test_read_only_index_with_a_changed_corpus_answers_from_the_previous_version(
+        index: Path, corpus_copy: Path, sub: Crampqa) -> None:
+    """As with a full disk or a locked index: the previous version answers, with a notice."""
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # root writes anywhere: drop its capabilities for the subprocesses
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv")
+        prefix = [setpriv, "--bounding-set=-all", "--inh-caps=-all", "--"]
+    (corpus_copy / "new.txt").write_text("Night cramps. Calf cramps at night are common.\n")
+    before = version(index)
+    for path in [index, *index.rglob("*")]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    try:
+        run = finish(sub.start("ask", QUESTION, "--json", "--index", index, "--corpus",
+                               corpus_copy, prefix=prefix))
+        answer = run.answer()
+        assert answer["passages"] and "new" not in {p["doc_id"] for p in answer["passages"]}
+        assert run.err_lines == [
+            f"Cannot update the index in {index} (the corpus changed): Permission denied; "
+            "answering from the previous complete version."]
+        assert version(index) == before
     finally:
         for path in [index, *index.rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from crampqa import CrampQA
+from crampqa.manifest import seal
 from crampqa.store import CURRENT_FILE, MANIFEST, sha256_file
 from tests.support import (
     QUESTION,
@@ -76,12 +77,12 @@ def test_manifest_paths_outside_the_index_folder_are_refused(index: Path,
     for rel in ("../../outside.bin", str(outside)):
         manifest = json.loads(json.dumps(good))
         manifest["files"][rel] = info
-        (folder / MANIFEST).write_text(json.dumps(manifest))
+        (folder / MANIFEST).write_bytes(seal(manifest))
         assert cli("ask", QUESTION, "--index", index).error(4) == (
             f"The index manifest in {folder} names a path outside it or a link ({rel}); "
             f"{REBUILD}.")
     # a listed file swapped for a link to an identical copy outside the folder
-    (folder / MANIFEST).write_text(json.dumps(good))
+    (folder / MANIFEST).write_bytes(seal(good))
     copy = tmp_path / "passages-copy.npy"
     shutil.copy(folder / "passages.npy", copy)
     (folder / "passages.npy").unlink()
@@ -90,7 +91,7 @@ def test_manifest_paths_outside_the_index_folder_are_refused(index: Path,
         "ask", QUESTION, "--index", index).error(4)
     # ... or dropped from the manifest so that its checks are skipped
     del good["files"]["passages.npy"]
-    (folder / MANIFEST).write_text(json.dumps(good))
+    (folder / MANIFEST).write_bytes(seal(good))
     assert cli("ask", QUESTION, "--index", index).error(4) == (
         f"The index manifest in {folder} does not list passages.npy; {REBUILD}.")
 

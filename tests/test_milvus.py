@@ -3,6 +3,7 @@ the same rankings as the embedded backend (marked ``milvus``: against a real ser
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from crampqa.config import PROJECT_ROOT, Backend, RetrievalSettings, SearchSetti
 from crampqa.errors import BackendError, IndexError_, InputError
 from crampqa.evaluation.datasets import load_questions
 from crampqa.evaluation.runner import evaluate_questions
-from crampqa.manifest import Manifest
+from crampqa.manifest import Manifest, seal
 from crampqa.retrieval import with_overrides
 from crampqa.store import current_version, record_search
 from tests.conftest import CORPUS, FakeDefaultEmbedder, run_main
@@ -86,9 +87,9 @@ def test_the_backend_is_recorded_in_the_manifest(index: Path) -> None:
     manifest = Manifest.load(folder)
     assert manifest.search == entry
     assert manifest.search_settings.backend is Backend.MILVUS
-    (folder / "manifest.json").write_text(
-        (folder / "manifest.json").read_text().replace('"backend": "milvus"',
-                                                       '"backend": "nowhere"'))
+    data = json.loads((folder / "manifest.json").read_text())
+    data["search"]["backend"] = "nowhere"
+    (folder / "manifest.json").write_bytes(seal(data))  # sealed: the entry itself is checked
     with pytest.raises(IndexError_, match="damaged"):
         Manifest.load(folder)
 

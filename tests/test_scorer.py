@@ -48,6 +48,20 @@ def test_a_same_size_corruption_is_refused(scorer_copy: Path) -> None:
         PassageScorer.load(scorer_copy)
 
 
+def test_a_same_size_change_of_the_tokenizer_is_refused(scorer_copy: Path) -> None:
+    """A valid tokenizer.json of the same size that reads words differently would change
+    every probability silently: its SHA-256 in scorer.json is checked too."""
+    tokenizer = scorer_copy / TOKENIZER_FILE
+    data = tokenizer.read_bytes()
+    assert data.count(b'"night"') == 1
+    tokenizer.write_bytes(data.replace(b'"night"', b'"nigXt"'))
+    question, passage = "leg cramps at night", "Calf cramps at night are common."
+    changed = PassageScorer.load(scorer_copy, check_hash=False)
+    assert changed.logits(question, [passage]) != PassageScorer.load().logits(question, [passage])
+    with pytest.raises(ModelError, match=f"{TOKENIZER_FILE} does not match its SHA-256"):
+        PassageScorer.load(scorer_copy)
+
+
 @pytest.mark.parametrize("name", [MODEL_FILE, TOKENIZER_FILE, CARD_FILE])
 def test_a_missing_file_is_a_clear_error(scorer_copy: Path, name: str) -> None:
     (scorer_copy / name).unlink()

@@ -11,6 +11,7 @@ import pytest
 
 from crampqa import CrampQA
 from crampqa.errors import IndexError_, IndexLockedError
+from crampqa.manifest import FORMAT_VERSION
 from crampqa.store import MANIFEST, build_lock, current_version, load_version
 from tests.conftest import FakeEmbedder
 
@@ -21,7 +22,7 @@ def _build(corpus: Path, index: Path, settings) -> CrampQA:
 
 def test_manifest_records_model_settings_and_corpus_hashes(fake_qa: CrampQA) -> None:
     manifest = fake_qa.manifest
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == FORMAT_VERSION
     assert manifest["model"]["name"] == "fake-hash-embedder"
     assert manifest["settings"]["chunk"]["max_chars"] == 600
     assert set(manifest["corpus"]["documents"]) == {

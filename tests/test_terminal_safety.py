@@ -29,7 +29,8 @@ pytestmark = pytest.mark.usefixtures("fake_default_model")
 def hostile(tmp_path: Path) -> tuple[Path, Path]:
     corpus = tmp_path / "c"
     corpus.mkdir()
-    (corpus / f"evil{TITLE}.txt").write_text(DOC)
+    (corpus / "evil.txt").write_text(DOC)
+    (corpus / f"evil{TITLE}.txt").write_text(DOC)  # skipped: no usable source ID
     (corpus / "plain.txt").write_text("Magnesium. Magnesium may help with cramps.\n")
     (corpus / f"photo{CLEAR}.png").write_bytes(b"\x89PNG")
     (corpus / "sources.json").write_text(json.dumps({
@@ -58,10 +59,12 @@ def test_index_and_sources_show_names_and_titles_visibly(hostile: tuple[Path, Pa
     assert code == 0, err
     assert_safe(out + err)
     assert "skipped photo␛[2J␛[H.png: unsupported file type '.png'" in err.splitlines()
+    assert ("skipped evil␛]0;owned␇.txt: file name has a line break or another control "
+            "character; rename it") in err.splitlines()
     code, out, err = run_main("sources", "--corpus", corpus, "--index", index)
     assert code == 0, err
     assert_safe(out + err)
-    assert "evil␛]0;owned␇  Night cramps." in out
+    assert "evil  Night cramps." in out
     assert "plain  [red]Fake red[/red] ␛[31mRED␛[0m\\x9b1m" in out
 
 
@@ -72,7 +75,6 @@ def test_ask_shows_text_titles_and_ids_visibly(hostile: tuple[Path, Path]) -> No
     assert code == 0, err
     assert_safe(out + err)
     assert "␛[2J␛[H" in out and "\\x9b31m" in out  # the document text, made visible
-    assert "evil␛]0;owned␇" in out  # the document ID, from the file name
     assert "[red]Fake red[/red]" in out  # a title is never read as markup
 
 
@@ -82,8 +84,7 @@ def test_json_output_keeps_the_verbatim_text(hostile: tuple[Path, Path]) -> None
                               "--corpus", corpus, "--index", index)
     assert code == 0, err
     passages = json.loads(out)["passages"]
-    evil = next(p for p in passages if p["doc_id"].startswith("evil"))
-    assert evil["doc_id"] == f"evil{TITLE}"
+    evil = next(p for p in passages if p["doc_id"] == "evil")
     assert evil["text"] == DOC[evil["start"] : evil["end"]]
     assert "\x1b[2J" in evil["text"]
 
@@ -94,7 +95,8 @@ def test_info_and_errors_are_safe(hostile: tuple[Path, Path]) -> None:
     code, out, err = run_main("info", "--json", "--corpus", corpus, "--index", index)
     assert code == 0, err
     assert_safe(out + err)
-    assert f"evil{TITLE}" in json.loads(out)["corpus"]["documents"]
+    assert [f"evil{TITLE}.txt", "file name has a line break or another control character; "
+            "rename it"] in json.loads(out)["corpus"]["skipped"]
     code, out, err = run_main("info", "--corpus", corpus, "--index", index)
     assert code == 0, err
     assert_safe(out + err)
@@ -147,3 +149,43 @@ def test_panels_and_show_at_a_terminal_are_safe() -> None:
     shown = buffer.getvalue()
     assert_safe(shown)
     assert "␛[2J␛[H" in shown and "[red]Fake[/red]" in shown and "Night␡" in shown
+
+
+RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: what follows it is shown reversed
+BIDI = ("\u061c", "\u200e", "\u200f", "\u202a", "\u202b", "\u202c", "\u202d", RLO,
+        "\u2066", "\u2067", "\u2068", "\u2069")
+
+
+def test_visible_neutralises_bidi_controls() -> None:
+    for char in BIDI:
+        assert visible(f"a{char}b") == f"a\\u{ord(char):04x}b"
+    text = "".join(BIDI)
+    assert json.loads(json_for_terminal(json.dumps(text, ensure_ascii=False))) == text
+    assert not set(json_for_terminal(json.dumps(text, ensure_ascii=False))) & set(BIDI)
+    assert visible("שלום and مرحبا stay") == "שלום and مرحبا stay"  # RTL letters are text
+
+
+def test_bidi_controls_in_names_titles_and_text_never_reach_the_terminal(
+        tmp_path: Path) -> None:
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / f"calf{RLO}txt.exe.txt").write_text(
+        f"Night cramps. Calf cramps at night {RLO}are common{RLO} in older adults.\n")
+    (corpus / "sources.json").write_text(json.dumps(
+        {f"calf{RLO}txt.exe": {"title": f"Cramps {RLO}gnp.evil"}}))
+    index = tmp_path / "index"
+    outputs = [run_main("index", "--corpus", corpus, "--index", index)]
+    outputs.append(run_main("sources", "--corpus", corpus, "--index", index))
+    outputs.append(run_main("ask", "calf cramps at night", "--corpus", corpus, "--index",
+                            index))
+    outputs.append(run_main("info", "--json", "--corpus", corpus, "--index", index))
+    outputs.append(run_main("ask", "cramps", "--corpus", corpus / f"gone{RLO}", "--index",
+                            index))
+    for code, out, err in outputs:
+        assert not set(out + err) & set(BIDI), (code, out, err)
+    assert "calf\\u202etxt.exe" in outputs[1][1] and "Cramps \\u202egnp.evil" in outputs[1][1]
+    assert "\\u202eare common\\u202e" in outputs[2][1]
+    assert outputs[4][0] == 3 and "gone\\u202e" in outputs[4][2]
+    code, out, _ = run_main("ask", "calf cramps at night", "--json", "--corpus", corpus,
+                            "--index", index)
+    assert code == 0 and RLO in json.loads(out)["passages"][0]["text"]  # JSON: verbatim

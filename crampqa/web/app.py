@@ -42,6 +42,7 @@ from crampqa.web.service import (
     K_MESSAGE,
     AnswerService,
     AskRequest,
+    check_params,
     parse_ask,
     render_json,
 )
@@ -162,10 +163,27 @@ class GuardMiddleware:
         headers = Headers(scope=scope)
         path = str(scope.get("path", ""))
         csp = PAGE_CSP
+        # a response sent before the whole body arrived closes the connection: else a
+        # client that never finishes its body (or sends more than was accepted) keeps the
+        # socket, as nothing reads or times out the rest of that request
+        length = headers.get("content-length")
+        body_done = length in (None, "0") and "transfer-encoding" not in headers
+        receive_body = receive
+
+        async def receive_tracked() -> Message:
+            nonlocal body_done
+            message = await receive_body()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
+        receive = receive_tracked
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 out = MutableHeaders(scope=message)
+                if not body_done:
+                    out["connection"] = "close"
                 for name, value in SECURITY_HEADERS.items():
                     out.setdefault(name, value)
                 out.setdefault("content-security-policy", csp)
@@ -177,7 +195,6 @@ class GuardMiddleware:
         if self.allowed is not None and _hostname(headers.get("host", "")) not in self.allowed:
             problem = BadHost("This service only answers requests for this machine "
                               "(http://127.0.0.1); check the address.")
-        length = headers.get("content-length")
         if problem is None and length is not None and (
             not length.isdigit() or int(length) > MAX_BODY_BYTES
         ):
@@ -381,6 +398,7 @@ def _add_routes(app: FastAPI, service: AnswerService) -> None:
     @app.get("/api/article", tags=["service"], responses={
         404: {"model": ErrorBody, "description": "Unknown source."}})
     def article(
+        request: Request,
         source: Annotated[str, Query(description="A source ID, e.g. "
                                      "000_153f9343c5352d90#6779-6991.", max_length=300)],
     ) -> dict[str, Any]:
@@ -388,6 +406,7 @@ def _add_routes(app: FastAPI, service: AnswerService) -> None:
         passage's offsets, its section heading and the article's title and URL."""
         from crampqa.articles import locate
 
+        check_params(request.query_params, ("source",), "'source'")
         return locate(service.qa, source).to_dict(full=True)
 
     @app.api_route("/article", methods=["GET", "HEAD"], include_in_schema=False)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Collection, Mapping, MutableMapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,15 +81,21 @@ def _parse_int(text: str) -> int:
         raise InputError(K_MESSAGE) from None
 
 
+def check_params(params: QueryParams, allowed: Collection[str], use: str) -> None:
+    """Raise :class:`InputError` for a parameter not in ``allowed`` (the message says to
+    use ``use``) or one given more than once."""
+    for name in params:
+        if name not in allowed:
+            raise InputError(f"Unknown parameter '{name}'; use {use}.")
+        if len(params.getlist(name)) > 1:
+            raise InputError(f"The parameter '{name}' was given more than once.")
+
+
 def parse_ask(params: QueryParams | Mapping[str, str]) -> AskRequest:
     """The request a ``GET /api/ask`` query string makes; :class:`InputError` if unusable
     (an unknown or repeated parameter, a bad ``k``, a missing or unusable question)."""
     params = params if isinstance(params, QueryParams) else QueryParams(params)
-    for name in params:
-        if name not in ASK_PARAMS:
-            raise InputError(f"Unknown parameter '{name}'; use 'q' (or 'question') and 'k'.")
-        if len(params.getlist(name)) > 1:
-            raise InputError(f"The parameter '{name}' was given more than once.")
+    check_params(params, ASK_PARAMS, "'q' (or 'question') and 'k'")
     k_text = params.get("k")
     k = DEFAULT_K if k_text is None else _parse_int(k_text)
     return AskRequest.of(params.get("q"), params.get("question"), k)

@@ -10,6 +10,19 @@
   const results = document.getElementById("results");
   let pending = null;
 
+  // only http and https addresses become links; anything else is shown as text
+  function webLink(url) {
+    let scheme = "";
+    try { scheme = new URL(url).protocol; } catch (e) { scheme = ""; }
+    if (scheme !== "http:" && scheme !== "https:") {
+      return el("span", "source-url", url);
+    }
+    const link = el("a", "source-url", url);
+    link.href = url;
+    link.rel = "noopener noreferrer";
+    return link;
+  }
+
   /** Create an element with an optional class and text. */
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -131,10 +144,7 @@
     source.appendChild(link);
     if (passage.url) {
       source.appendChild(document.createTextNode(" · "));
-      const web = el("a", "source-url", passage.url);
-      web.href = passage.url;
-      web.rel = "noopener noreferrer";
-      source.appendChild(web);
+      source.appendChild(webLink(passage.url));
     }
     article.appendChild(source);
 

@@ -8,6 +8,19 @@
   const meta = document.getElementById("article-meta");
   const source = new URLSearchParams(window.location.search).get("source") || "";
 
+  // only http and https addresses become links; anything else is shown as text
+  function webLink(url) {
+    let scheme = "";
+    try { scheme = new URL(url).protocol; } catch (e) { scheme = ""; }
+    if (scheme !== "http:" && scheme !== "https:") {
+      return el("span", "source-url", url);
+    }
+    const link = el("a", "source-url", url);
+    link.href = url;
+    link.rel = "noopener noreferrer";
+    return link;
+  }
+
   function el(tag, className, text) {
     const node = document.createElement(tag);
     if (className) node.className = className;
@@ -54,10 +67,7 @@
     meta.replaceChildren(el("code", "source-id", data.source_id));
     if (data.url) {
       meta.appendChild(document.createTextNode(" · "));
-      const link = el("a", "source-url", data.url);
-      link.href = data.url;
-      link.rel = "noopener noreferrer";
-      meta.appendChild(link);
+      meta.appendChild(webLink(data.url));
     }
     // offsets count code points (as Python does), not UTF-16 units: slice code points
     const chars = Array.from(data.document);
