@@ -35,14 +35,10 @@ from crampqa.web.app import (
 from crampqa.web.cache import AnswerCache, AnswerKey
 from crampqa.web.launch import ServerStartError, running_server
 from crampqa.web.service import AskRequest
-from tests.conftest import CORPUS, FakeEmbedder
+from tests.conftest import CHROMIUM_ARGS, CORPUS, FakeEmbedder, chromium_or_skip
 
 BASE = "http://127.0.0.1:8765"
 QUESTION = "why do my calves cramp at night"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")
@@ -563,8 +559,7 @@ def test_running_server_reports_a_server_that_cannot_start(tmp_path: Path) -> No
 def test_page_in_headless_chromium(live_server: str, real_qa: CrampQA, tmp_path: Path) -> None:
     """Screenshots go to this test's tmp_path; CRAMPQA_UPDATE_SCREENSHOT=1 also copies the
     desktop one to docs/screenshot.png (the README's), which is otherwise never written."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium package)")
+    chromium = chromium_or_skip()
     try:
         from playwright.sync_api import expect, sync_playwright
     except ImportError:
@@ -575,7 +570,7 @@ def test_page_in_headless_chromium(live_server: str, real_qa: CrampQA, tmp_path:
     artifacts.mkdir()
     problems: list[str] = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
         try:
             # a phone-sized screen, driven by keyboard only
             page = browser.new_page(viewport={"width": 390, "height": 844})
