@@ -65,11 +65,46 @@ def test_out_of_order_passage_says_why() -> None:
     assert "score 0.706" in shown and "score 0.660" in shown
 
 
+def panel_bodies(shown: str) -> list[list[str]]:
+    """The lines inside each panel's box, without the borders and the padding."""
+    bodies: list[list[str]] = []
+    for line in shown.splitlines():
+        if line.startswith("╭"):
+            bodies.append([])
+        elif line.startswith("│") and bodies:
+            bodies[-1].append(line[2:-2].rstrip())
+    return bodies
+
+
+def shown_passage(body: list[str], p: RankedPassage) -> list[str]:
+    """The lines of ``body`` that show the passage itself (after heading and context)."""
+    skip = bool(p.heading) + bool(p.context and p.kind != "table_row")
+    return body[skip:skip + len(p.text.splitlines())]
+
+
 def test_real_answer_at_80_columns(real_qa: CrampQA) -> None:
     answer = real_qa.ask("which blood test shows my real magnesium level", k=3)
     shown = terminal(answer)
     lines = shown.splitlines()
     assert all(len(line) <= 80 for line in lines)
+    # the panel shows the corpus slice: its words in order and every line of it on a line
+    # of its own (wrapped at 80 columns, never joined or re-spaced)
+    bodies = panel_bodies(shown)
+    assert len(bodies) == len(answer.passages)
+    for body, p in zip(bodies, answer.passages, strict=True):
+        assert p.text == real_qa.document_text(p.doc_id)[p.start:p.end]
+        if p.cells:
+            continue
+        skip = bool(p.heading) + bool(p.context and p.kind != "table_row")
+        assert " ".join(body[skip:]).split()[:len(p.text.split())] == p.text.split()
+        starts = [line.strip()[:20] for line in p.text.splitlines() if line.strip()]
+        assert all(any(b.strip().startswith(s) for b in body[skip:]) for s in starts)
+    # wide enough not to wrap, every line of the passage is shown exactly as it is
+    wide = max(len(line) for p in answer.passages for line in p.text.splitlines()) + 10
+    for body, p in zip(panel_bodies(terminal(answer, width=wide)), answer.passages,
+                       strict=True):
+        if not p.cells:
+            assert shown_passage(body, p) == [line.rstrip() for line in p.text.splitlines()]
     assert "score" not in shown  # raw scores only with --scores or --json
     assert re.search(r"(strong|partial|weak) match", shown)
     assert "000_153f9343c5352d90#" in shown
