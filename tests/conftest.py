@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import os
 import re
 import shutil
 from collections.abc import Iterator, Sequence
@@ -59,6 +60,70 @@ class FakeDefaultEmbedder(FakeEmbedder):
 
 
 EMBEDDERS[FAKE_MODEL] = FakeEmbedder
+
+
+# ---- integration tests that CI must run ----------------------------------------------------
+
+#: Markers of the tests that need something outside Python (Chromium, a Ray head, a Milvus
+#: server, the shared data sets). Locally they skip with their reason; in CI a skip of one
+#: of them is a failure, so that a missing piece cannot pass unnoticed.
+REQUIRED_IN_CI = ("browser", "ray", "milvus", "shared_data")
+
+
+def must_run(item: pytest.Item) -> list[str]:
+    """The markers of :data:`REQUIRED_IN_CI` on ``item`` that forbid skipping it: all of
+    them in CI (``CI=true``, which .ci/run sets), ``shared_data`` also with
+    ``CRAMPQA_REQUIRE_SHARED_DATA=1``; none locally."""
+    in_ci = os.environ.get("CI", "").strip().lower() in ("true", "1")
+    shared = os.environ.get("CRAMPQA_REQUIRE_SHARED_DATA") == "1"
+    return [m for m in REQUIRED_IN_CI if item.get_closest_marker(m) is not None
+            and (in_ci or (shared and m == "shared_data"))]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Turn the skip of a test that CI must run into a failure that gives the reason."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.skipped or hasattr(report, "wasxfail"):
+        return
+    markers = must_run(item)
+    if not markers:
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    reason = reason.removeprefix("Skipped: ")
+    report.outcome = "failed"
+    report.longrepr = (f"a test marked {', '.join(markers)} must run in CI, but it was "
+                       f"skipped: {reason}")
+
+
+#: How the browser tests start Chromium: headless, no network beyond the test server.
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def find_chromium() -> Path | None:
+    """Chromium where the system has it: ``chromium`` or ``chromium-browser`` on the PATH,
+    or Debian's /usr/bin/chromium (None: not installed)."""
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+    for path in (Path("/usr/bin/chromium"), Path("/usr/bin/chromium-browser"),
+                 Path("/snap/bin/chromium")):
+        if path.is_file() and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def chromium_or_skip() -> Path:
+    """The Chromium executable, or a skip saying how to install it (a failure in CI)."""
+    found = find_chromium()
+    if found is None:
+        pytest.skip("Chromium is missing: no chromium or chromium-browser on the PATH nor "
+                    "/usr/bin/chromium (install Debian's chromium package)")
+    return found
 
 
 @pytest.fixture

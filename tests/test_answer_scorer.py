@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
+
+from fastapi.testclient import TestClient
 
 from crampqa import CrampQA
 from crampqa.embedding import Embedder, get_embedder
 from crampqa.manifest import Action, IndexInputs, freshness
+from crampqa.results import ABSTAIN_MESSAGE
 from crampqa.scorer import packaged_scorer_record
+from crampqa.web.app import create_app
+from tests.conftest import CORPUS, run_main
 
 
 def test_answers_say_what_ranked_them(real_qa: CrampQA) -> None:
@@ -49,6 +56,27 @@ def test_a_drug_the_sources_never_mention_is_named(real_qa: CrampQA) -> None:
     assert answer.abstained and answer.reason == "unknown_terms"
     assert "never mention “quinine”" in (answer.message or "")
     assert all(p.weak for p in answer.passages)
+
+
+def test_the_reason_reaches_json_the_api_and_plain_output(real_qa: CrampQA,
+                                                        real_index: Path) -> None:
+    """The message that names the unknown word is what `--json`, `/api/ask` and the
+    plain output carry, never only the generic sentence."""
+    question = "does quinine help leg cramps"
+    message = f"{ABSTAIN_MESSAGE} They never mention “quinine”."
+    assert real_qa.ask(question).message == message
+    where = ("--corpus", CORPUS, "--index", real_index)
+    code, out, err = run_main("ask", "--json", *where, question)
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["reason"] == "unknown_terms" and data["message"] == message
+    with TestClient(create_app(real_qa, warm_up=False),
+                    base_url="http://127.0.0.1:8765") as client:
+        api = client.get("/api/ask", params={"q": question}).json()
+    assert api["reason"] == "unknown_terms" and api["message"] == message
+    code, out, err = run_main("ask", *where, question)  # piped: plain text
+    assert code == 0, err
+    assert out.startswith(message)
 
 
 def test_an_amount_the_sources_do_not_give_is_said(real_qa: CrampQA) -> None:

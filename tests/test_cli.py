@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from crampqa import CrampQA
 from crampqa.cli import _route, app, main
 from crampqa.corpus import read_corpus
 from tests.conftest import CORPUS
@@ -39,12 +40,78 @@ def test_ask_json_matches_the_documented_shape(real_index: Path) -> None:
         assert p["text"] == texts[p["doc_id"]][p["start"] : p["end"]]
 
 
-def test_terminal_output_shows_sources_and_the_disclaimer(real_index: Path) -> None:
-    result = runner.invoke(app, ["ask", "what does magnesium do for leg cramps",
-                                 "--index", str(real_index), "--corpus", str(CORPUS)])
-    assert result.exit_code == 0, result.output
-    assert "not medical advice" in result.stdout
-    assert "002_2f11bc5b4f226583#" in result.stdout or "000_153f9343c5352d90#" in result.stdout
+def run_in_terminal(args: list[str], columns: int = 80, timeout: float = 180.0) -> str:
+    """Run ``crampqa ARGS`` with a real pseudo-terminal (``columns`` wide) as its stdin,
+    stdout and stderr; everything it wrote, escape sequences included."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import struct
+    import termios
+    import time
+
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("NO_COLOR", "FORCE_COLOR", "COLUMNS", "LINES", "TTY_COMPATIBLE")}
+    env["TERM"] = "xterm-256color"
+    code = "import sys; from crampqa.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdin=secondary,
+                            stdout=secondary, stderr=secondary, env=env, close_fds=True)
+    os.close(secondary)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([primary], [], [], 1.0)
+            if ready:
+                try:
+                    data = os.read(primary, 65536)
+                except OSError:  # EIO: the terminal's last writer is gone
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif proc.poll() is not None:
+                break
+        assert proc.wait(timeout=max(1.0, deadline - time.monotonic())) == 0, chunks
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(primary)
+    return b"".join(chunks).decode("utf-8", errors="replace").replace("\r\n", "\n")
+
+
+def test_terminal_output_shows_sources_and_the_disclaimer(real_index: Path,
+                                                          real_qa: CrampQA) -> None:
+    """At a real terminal: one box per passage within 80 columns, its source ID and
+    strength on the bottom border, the best sentences in bold, then the disclaimer."""
+    import re
+
+    question = "what does magnesium do for leg cramps"
+    shown = run_in_terminal(["ask", question, "--index", str(real_index),
+                             "--corpus", str(CORPUS)])
+    answer = real_qa.ask(question)
+    bold = re.compile(r"\x1b\[(?:\d+;)*1(?:;\d+)*m")
+    assert bold.search(shown), shown
+    text = re.sub(r"\x1b\[[0-9;]*m", "", shown)  # what a person reads
+    lines = text.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    tops = [line for line in lines if line.startswith("╭─ ")]
+    bottoms = [line for line in lines if line.startswith("╰")]
+    assert len(tops) == len(bottoms) == len(answer.passages) == 3
+    for i, (top, bottom, p) in enumerate(zip(tops, bottoms, answer.passages, strict=True)):
+        assert top.startswith(f"╭─ {i + 1}. {p.title[:20]}") and top.endswith("╮")
+        assert f"{p.source_id} · " in bottom and "match" in bottom and bottom.endswith("╯")
+    assert "not medical advice" in lines[-2] + lines[-1]
+    # the highlighted sentences are the bold ones
+    highlighted = [p.text[h.start - p.start:h.end - p.start]
+                   for p in answer.passages for h in p.highlights]
+    assert highlighted
+    lit = " ".join(re.findall(r"\x1b\[(?:\d+;)*1(?:;\d+)*m([^\x1b]*)", shown))
+    for sentence in highlighted:
+        assert " ".join(sentence.split()[:3]) in " ".join(lit.split())
 
 
 @pytest.mark.parametrize(
@@ -86,13 +153,25 @@ def test_unreadable_index_is_a_clear_error(tmp_path: Path, capsys) -> None:
     assert "crampqa index --rebuild" in capsys.readouterr().err
 
 
-def test_console_script_runs_a_real_question(real_index: Path) -> None:
+def test_console_script_runs_a_real_question(real_index: Path, real_qa: CrampQA) -> None:
+    """The installed `crampqa` command answers with the engine's passages, each a
+    verbatim slice of its article."""
     exe = Path(sys.executable).with_name("crampqa")
-    result = subprocess.run([str(exe), "why do my calves cramp at night", "--json",
+    question = "why do my calves cramp at night"
+    result = subprocess.run([str(exe), question, "--json",
                              "--index", str(real_index), "--corpus", str(CORPUS)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["passages"]
+    data = json.loads(result.stdout)
+    answer = real_qa.ask(question)
+    assert data["question"] == question and data["abstained"] is False
+    assert [p["source_id"] for p in data["passages"]] == \
+        [p.source_id for p in answer.passages]
+    assert len(data["passages"]) == 3
+    texts = {d.doc_id: d.text for d in read_corpus(CORPUS).documents}
+    for p in data["passages"]:
+        assert p["text"] == texts[p["doc_id"]][p["start"]:p["end"]]
+    assert "cramp" in data["passages"][0]["text"].lower()
 
 
 @pytest.mark.parametrize("where", ["command", "import"])

@@ -19,7 +19,13 @@ from crampqa.presentation import (
     shorten,
     strength,
 )
-from crampqa.results import NOT_ENGLISH_NOTE, Answer, RankedPassage, looks_not_english
+from crampqa.results import (
+    NOT_ENGLISH_NOTE,
+    Answer,
+    Highlight,
+    RankedPassage,
+    looks_not_english,
+)
 from tests.conftest import run_main
 
 
@@ -65,11 +71,50 @@ def test_out_of_order_passage_says_why() -> None:
     assert "score 0.706" in shown and "score 0.660" in shown
 
 
+def panel_bodies(shown: str) -> list[list[str]]:
+    """The lines inside each panel's box, without the borders and the padding."""
+    bodies: list[list[str]] = []
+    for line in shown.splitlines():
+        if line.startswith("╭"):
+            bodies.append([])
+        elif line.startswith("│") and bodies:
+            bodies[-1].append(line[2:-2].rstrip())
+    return bodies
+
+
+def shown_passage(body: list[str], p: RankedPassage) -> list[str]:
+    """The lines of ``body`` from the one where the passage starts (after its heading and
+    context, however many lines those take)."""
+    first = p.text.lstrip()[:20]
+    start = next((i for i, line in enumerate(body) if line.lstrip().startswith(first)), None)
+    assert start is not None, (first, body)
+    return body[start:]
+
+
 def test_real_answer_at_80_columns(real_qa: CrampQA) -> None:
     answer = real_qa.ask("which blood test shows my real magnesium level", k=3)
     shown = terminal(answer)
     lines = shown.splitlines()
     assert all(len(line) <= 80 for line in lines)
+    # the panel shows the corpus slice: its words in order and every line of it on a line
+    # of its own (wrapped at 80 columns, never joined or re-spaced)
+    bodies = panel_bodies(shown)
+    assert len(bodies) == len(answer.passages)
+    for body, p in zip(bodies, answer.passages, strict=True):
+        assert p.text == real_qa.document_text(p.doc_id)[p.start:p.end]
+        if p.cells:
+            continue
+        rest = shown_passage(body, p)
+        assert " ".join(rest).split()[:len(p.text.split())] == p.text.split()
+        starts = [line.strip()[:20] for line in p.text.splitlines() if line.strip()]
+        assert all(any(b.strip().startswith(s) for b in rest) for s in starts)
+    # wide enough not to wrap, every line of the passage is shown exactly as it is
+    wide = max(len(line) for p in answer.passages for line in p.text.splitlines()) + 10
+    for body, p in zip(panel_bodies(terminal(answer, width=wide)), answer.passages,
+                       strict=True):
+        if not p.cells:
+            expected = [line.rstrip() for line in p.text.splitlines()]
+            assert shown_passage(body, p)[:len(expected)] == expected
     assert "score" not in shown  # raw scores only with --scores or --json
     assert re.search(r"(strong|partial|weak) match", shown)
     assert "000_153f9343c5352d90#" in shown
@@ -78,6 +123,17 @@ def test_real_answer_at_80_columns(real_qa: CrampQA) -> None:
     title = lines[0]
     assert title.startswith("╭─ 1. Muscle cramps and vitamin deficiency")
     assert "…" in title and not re.search(r"\w─", title)
+
+
+def test_the_panel_keeps_the_passage_spacing() -> None:
+    """Double spaces, indentation and blank lines of a passage reach the panel as they
+    are, inside and outside its bold sentence."""
+    text = "Stretch  the calf  twice.\n\n  - Hold it for  30 seconds.\n- Then rest."
+    bold = Highlight(100, 100 + len("Stretch  the calf  twice."))
+    p = _passage(1, 0.9, start=100, end=100 + len(text), text=text, highlights=(bold,),
+                 source_id=f"d#100-{100 + len(text)}")
+    body = panel_bodies(terminal(Answer("q", False, [p], confidence=0.8)))[0]
+    assert body[:len(text.splitlines())] == text.splitlines()
 
 
 def test_every_chunk_of_a_list_shows_its_introduction(real_qa: CrampQA) -> None:

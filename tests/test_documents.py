@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -132,6 +133,45 @@ def test_title_evidence_ranks_a_document_by_its_title(beir_docs: Path, tmp_path:
     ranked = qa.rank_documents(question, 3, scorer=False,
                                weights=DocumentWeights(title=1.0))
     assert ranked[0][0] == "f07"
+
+
+#: MedQuAD-like documents: one condition per document, titled with its name, the text
+#: starting with the title; other documents mention the same condition in passing.
+CONDITIONS = [
+    ("m1", "Restless legs syndrome", "An urge to move the legs, worst in the evening and at "
+     "rest."),
+    ("m2", "Iron deficiency", "Low iron gives symptoms such as tiredness and pale skin, and it "
+     "can make the symptoms of restless legs syndrome worse."),
+    ("m3", "Leg cramps", "A sudden painful tightening of a calf muscle, often at night."),
+    ("m4", "Dehydration", "Too little water gives symptoms such as thirst, dizziness and leg "
+     "cramps."),
+    ("m5", "Peripheral neuropathy", "Damaged nerves cause numbness, tingling and burning in "
+     "the feet."),
+    ("m6", "Vitamin B12 deficiency", "Too little B12 damages nerves and gives symptoms of "
+     "peripheral neuropathy such as tingling."),
+]
+
+
+def test_default_weights_rank_the_document_titled_with_the_condition_first(
+    tmp_path: Path, fake_settings: object
+) -> None:
+    """The index's own document weights (no ``weights=``, the answer scorer on, as
+    `crampqa eval` ranks a BEIR folder): the document titled with the condition a
+    question names comes first, above one whose text says more of the question's words.
+    It is the title weight that decides (0.5, docs/evaluation.md): without it the other
+    document wins."""
+    folder = tmp_path / "medquad-like"
+    folder.mkdir()
+    (folder / "corpus.jsonl").write_text("".join(
+        json.dumps({"_id": d, "title": t, "text": x}) + "\n" for d, t, x in CONDITIONS),
+        encoding="utf-8")
+    qa = open_fake(folder, tmp_path / "idx", fake_settings)
+    question = "what are the symptoms of restless legs syndrome"
+    ranked = [doc_id for doc_id, _ in qa.rank_documents(question, 3)]
+    assert ranked[:2] == ["m1", "m2"]
+    # the text alone prefers m2: the title weight is what puts m1 first
+    untitled = replace(qa.document_weights(), title=0.0)
+    assert qa.rank_documents(question, 3, weights=untitled)[0][0] == "m2"
 
 
 def test_no_document_weights_rank_documents_by_their_best_passage(

@@ -222,33 +222,108 @@ def real_args(real_index: Path, *extra: str) -> list[str]:
     return ["eval", str(QUESTIONS), "--index", str(real_index), "--corpus", str(CORPUS), *extra]
 
 
-def test_cli_table(real_index: Path) -> None:
+def engine_figures(qa: CrampQA, questions: list[Question], name: str,
+                   k: int = 10) -> tuple[dict[str, float], dict[str, list[str]]]:
+    """hit@1, MRR@k and the false abstention rate of configuration ``name``, and the
+    source IDs each question gets, worked out from the engine's own answers and the
+    evidence snippets (not by the evaluation code under test)."""
+    table = qa.data.passages
+    texts = [table.text(row) for row in range(len(table))]
+    hits: list[float] = []
+    reciprocal: list[float] = []
+    false_abstentions = 0
+    runs: dict[str, list[str]] = {}
+    for q in questions:
+        answer = qa.ask(q.question, k=k, **CONFIGS[name])
+        runs[q.id] = [p.source_id for p in answer.passages]
+        false_abstentions += q.answerable and answer.abstained
+        if not q.answerable or not any(contains_evidence(t, q.evidence) for t in texts):
+            continue  # no passage holds the evidence: not scored
+        ranks = [i for i, p in enumerate(answer.passages[:k], start=1)
+                 if contains_evidence(p.text, q.evidence)]
+        hits.append(float(bool(ranks) and ranks[0] == 1))
+        reciprocal.append(1.0 / ranks[0] if ranks else 0.0)
+    assert hits, "no question was scored"
+    answerable = sum(q.answerable for q in questions)
+    figures = {"hit@1": sum(hits) / len(hits), f"MRR@{k}": sum(reciprocal) / len(reciprocal),
+               "false abstention": false_abstentions / answerable}
+    return figures, runs
+
+
+def table_row(text: str, label: str) -> list[str]:
+    """The cells of the table row whose first cell is ``label``."""
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip("│ ").split("│")]
+        if cells[0] == label:
+            return cells[1:]
+    raise AssertionError(f"no row {label!r} in:\n{text}")
+
+
+def test_cli_table(real_index: Path, real_qa: CrampQA) -> None:
+    """The table shows, for every configuration of --compare, the figures of the answers
+    the engine gives."""
     result = cli.invoke(app, real_args(real_index, "--compare", "--limit", "12"))
     assert result.exit_code == 0, result.output
-    for word in ("hit@1", "MRR@10", "nDCG@10", "Recall@10", "MAP", "latency p95 ms", "bm25",
-                 "p hit@1", "false abstention"):
-        assert word in result.stdout
+    out = result.stdout
+    for word in ("Recall@10", "nDCG@10", "MAP", "latency p95 ms", "p hit@1"):
+        assert word in out
+    names = ["dense", "bm25", "hybrid", "fast", "default"]
+    header = " ".join(out.split("┡")[0].split())
+    assert [header.find(n) for n in names] == sorted(header.find(n) for n in names)
+    questions = load_questions(QUESTIONS)[:12]
+    expected = {n: engine_figures(real_qa, questions, n)[0] for n in names}
+    for label, key in (("hit@1", "hit@1"), ("MRR@10", "MRR@10"),
+                       ("false abstention (of 12)", "false abstention")):
+        assert table_row(out, label) == [f"{expected[n][key]:.3f}" for n in names], label
+    # the baseline's differences are dashes; the others' are the differences of the figures
+    diffs = table_row(out, "Δ hit@1")
+    assert diffs[0] == "—"
+    assert diffs[1:] == [f"{expected[n]['hit@1'] - expected['dense']['hit@1']:+.3f}"
+                         for n in names[1:]]
 
 
-def test_cli_json(real_index: Path) -> None:
+def test_cli_json(real_index: Path, real_qa: CrampQA) -> None:
+    """--json gives the figures and the ranked passages of the engine's answers."""
     result = cli.invoke(app, real_args(real_index, "--json", "--limit", "10"))
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["kind"] == "questions" and data["n_queries"] == 10
     assert list(data["configs"]) == ["default"]
-    assert {"hit@1", "MRR@10", "nDCG@10", "MAP"} <= set(data["configs"]["default"]["metrics"])
+    questions = load_questions(QUESTIONS)[:10]
+    figures, runs = engine_figures(real_qa, questions, "default")
+    config = data["configs"]["default"]
+    assert config["metrics"]["hit@1"] == pytest.approx(figures["hit@1"], abs=TOL)
+    assert config["metrics"]["MRR@10"] == pytest.approx(figures["MRR@10"], abs=TOL)
+    assert config["abstention"]["false_abstention_rate"] == \
+        pytest.approx(figures["false abstention"], abs=TOL)
+    assert {qid: rank_run(docs) for qid, docs in config["run"].items()} == runs
+    for record, q in zip(config["records"], questions, strict=True):
+        assert record["qid"] == q.id and record["first_id"] == runs[q.id][0]
 
 
-def test_cli_report_and_run_out(real_index: Path, tmp_path: Path) -> None:
+def test_cli_report_and_run_out(real_index: Path, real_qa: CrampQA, tmp_path: Path) -> None:
+    """The report shows the engine's figures, and each TREC run lists every question's
+    passages in the order the engine ranks them."""
     result = cli.invoke(app, real_args(
         real_index, "--configs", "hybrid,default", "--limit", "15",
         "--report", str(tmp_path / "rep"), "--run-out", str(tmp_path / "runs" / "r.trec")))
     assert result.exit_code == 0, result.output
-    for name in ("report.md", "results.json", "plot.png"):
-        assert (tmp_path / "rep" / name).stat().st_size > 0
-    first = read_trec_run(tmp_path / "runs" / "r.trec")
-    assert len(first) == 15
-    assert read_trec_run(tmp_path / "runs" / "r.trec.default")
+    assert (tmp_path / "rep" / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    questions = load_questions(QUESTIONS)[:15]
+    report = (tmp_path / "rep" / "report.md").read_text(encoding="utf-8")
+    saved = json.loads((tmp_path / "rep" / "results.json").read_text(encoding="utf-8"))
+    found = {}
+    for name, path in (("hybrid", "r.trec"), ("default", "r.trec.default")):
+        figures, runs = found[name] = engine_figures(real_qa, questions, name)
+        trec = read_trec_run(tmp_path / "runs" / path)
+        assert {qid: rank_run(docs) for qid, docs in trec.items()} == runs
+        assert saved["configs"][name]["metrics"]["hit@1"] == \
+            pytest.approx(figures["hit@1"], abs=TOL)
+    hybrid, default = found["hybrid"][0], found["default"][0]
+    assert f"| hit@1 | {hybrid['hit@1']:.3f} | {default['hit@1']:.3f} |" in report
+    assert f"| MRR@10 | {hybrid['MRR@10']:.3f} | {default['MRR@10']:.3f} |" in report
+    assert (f"| false abstention (of 15) | {hybrid['false abstention']:.3f} | "
+            f"{default['false abstention']:.3f} |") in report
 
 
 def test_cli_help_documents_run_out_and_limit() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from collections.abc import Generator
 from pathlib import Path
 
@@ -26,8 +25,6 @@ from crampqa.evaluation.datasets import (
 ROOT = Path(__file__).resolve().parent.parent
 #: The shared data sets sit beside the repository (a copy of shared/ in CI).
 MEDQUAD = ROOT.parent / "shared" / "datasets" / "medquad"
-#: Set (as .ci/run does) to make a missing shared data set a failure rather than a skip.
-REQUIRE_SHARED = os.environ.get("CRAMPQA_REQUIRE_SHARED_DATA") == "1"
 
 
 def write_jsonl(path: Path, rows: list[object]) -> Path:
@@ -365,10 +362,10 @@ def test_validate_qrels_docs(tmp_path: Path) -> None:
     assert "1 document id(s) not in corpus" in msg and "'d2'" in msg
 
 
-@pytest.mark.skipif(not MEDQUAD.is_dir() and not REQUIRE_SHARED,
-                    reason=f"real BEIR set not present at {MEDQUAD}")
+@pytest.mark.shared_data  # in CI a skip is a failure (tests/conftest.py)
+@pytest.mark.skipif(not MEDQUAD.is_dir(),
+                    reason=f"real BEIR set not present at {MEDQUAD} (../shared/datasets/medquad)")
 def test_real_medquad_set() -> None:
-    assert MEDQUAD.is_dir(), f"{MEDQUAD} is missing (../shared/datasets/medquad)"
     beir = load_beir(MEDQUAD, split="dev")
     assert beir.corpus_path.name == "corpus.jsonl.gz"
     assert len(beir.queries) == 1000

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from crampqa import CrampQA
 from crampqa.config import PROJECT_ROOT
 from crampqa.errors import EvalError
 from crampqa.evaluation.datasets import beir_split, load_questions, question_set_header
@@ -20,7 +19,8 @@ from crampqa.evaluation.report import (
     same_as,
     write_plot,
 )
-from crampqa.evaluation.runner import EvalResult, evaluate_path, evaluate_questions
+from crampqa.evaluation.runner import EvalResult, evaluate_path
+from tests.conftest import CORPUS
 from tests.test_eval import fake_open, write_beir
 
 EVAL = PROJECT_ROOT / "eval"
@@ -45,15 +45,14 @@ def test_question_sets_declare_tuning_in_a_header_line(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def tuned_result(real_qa: CrampQA, tmp_path_factory: pytest.TempPathFactory) -> EvalResult:
-    """Two identical configurations on 12 questions of the tuning set (via evaluate_path)."""
+def tuned_result(real_index: Path, tmp_path_factory: pytest.TempPathFactory) -> EvalResult:
+    """Two identical configurations on 12 questions of the tuning set, evaluated as
+    `crampqa eval` does (the runner reads the set's header line itself)."""
     lines = (EVAL / "questions.jsonl").read_text(encoding="utf-8").splitlines()
     path = tmp_path_factory.mktemp("tuned") / "tuned.jsonl"
     path.write_text("\n".join(lines[:13]) + "\n", encoding="utf-8")
-    result = evaluate_questions(real_qa, load_questions(path), ["hybrid+rescore", "fast"],
-                                k=10, source=str(path))
-    result.in_sample = question_set_header(path).get("tuning") is True
-    return result
+    return evaluate_path(path, ["hybrid+rescore", "fast"], k=10, corpus=CORPUS,
+                         index=real_index)
 
 
 def test_in_sample_is_printed_beside_the_figures(tuned_result: EvalResult) -> None:

@@ -64,6 +64,36 @@ def test_milvus_without_the_extra_says_how_to_install(
     assert "pip install 'crampqa[milvus]'" in err
 
 
+#: Nothing listens on port 1: a real, unreachable server.
+UNREACHABLE = "http://127.0.0.1:1"
+
+
+@pytest.mark.milvus  # needs pymilvus (crampqa[milvus]); in CI a skip is a failure
+def test_an_unreachable_server_is_an_error_never_a_fallback(
+    index: Path, corpus: Path, fake_default_model: None
+) -> None:
+    """With pymilvus installed, a Milvus backend whose server does not answer stops with
+    one line and exit code 8: it never answers from the embedded backend instead."""
+    pytest.importorskip("pymilvus", reason="pymilvus is not installed: "
+                        "pip install 'crampqa[milvus]'")
+    asked = ("--corpus", corpus, "--index", index, "why do my calves cramp at night")
+    code, out, err = run_main("ask", "--backend", "milvus", "--uri", UNREACHABLE, *asked)
+    assert code == BackendError.exit_code, out + err
+    assert out == ""
+    assert err.startswith(f"crampqa: error: Cannot reach Milvus at {UNREACHABLE}")
+    assert err.strip().count("\n") == 0
+    # an index that records the backend: every later ask goes to the server, or fails
+    folder = current_version(index)
+    assert folder is not None
+    record_search(folder, SearchSettings(Backend.MILVUS, UNREACHABLE, "c1").to_dict())
+    code, out, err = run_main("ask", "--json", *asked)
+    assert code == BackendError.exit_code, out + err
+    assert json.loads(out)["error"] == BackendError.code
+    assert f"Cannot reach Milvus at {UNREACHABLE}" in err
+    with pytest.raises(BackendError, match="Cannot reach Milvus"):
+        CrampQA.open(corpus, index, auto_build=False, embedder=FakeDefaultEmbedder())
+
+
 def test_search_settings_are_checked() -> None:
     with pytest.raises(InputError, match="needs --uri"):
         SearchSettings(Backend.MILVUS)

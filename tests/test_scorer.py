@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from crampqa import scorer as scorer_module
 from crampqa.corpus import sha256_file
 from crampqa.errors import ModelError
 from crampqa.scorer import (
@@ -21,6 +22,7 @@ from crampqa.scorer import (
     TOKENIZER_FILE,
     PassageScorer,
 )
+from tests.conftest import run_main
 
 
 @pytest.fixture
@@ -60,6 +62,28 @@ def test_a_same_size_change_of_the_tokenizer_is_refused(scorer_copy: Path) -> No
     assert changed.logits(question, [passage]) != PassageScorer.load().logits(question, [passage])
     with pytest.raises(ModelError, match=f"{TOKENIZER_FILE} does not match its SHA-256"):
         PassageScorer.load(scorer_copy)
+
+
+def test_the_answer_pipeline_refuses_a_corrupted_scorer(
+    scorer_copy: Path, corpus: Path, index: Path, monkeypatch: pytest.MonkeyPatch,
+    fake_default_model: None,
+) -> None:
+    """The load `crampqa ask` itself makes checks the hash: a same-size flip of the
+    packaged model is refused with one line and the model's exit code."""
+    model = scorer_copy / MODEL_FILE
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    monkeypatch.setattr(scorer_module, "SCORER_DIR", scorer_copy)
+    code, out, err = run_main("ask", "--corpus", corpus, "--index", index,
+                              "why do my calves cramp at night")
+    assert code == ModelError.exit_code, err
+    assert out == ""
+    assert "does not match its SHA-256" in err and len(err.strip().splitlines()) == 1
+    # the fast mode never loads the scorer, so it still answers
+    code, out, err = run_main("ask", "--fast", "--corpus", corpus, "--index", index,
+                              "why do my calves cramp at night")
+    assert code == 0, err
 
 
 @pytest.mark.parametrize("name", [MODEL_FILE, TOKENIZER_FILE, CARD_FILE])

@@ -16,13 +16,9 @@ from crampqa.errors import InputError, UnknownSourceError
 from crampqa.presentation import MARK_END, MARK_START
 from crampqa.web.app import create_app
 from crampqa.web.launch import running_server
-from tests.conftest import CORPUS, run_main
+from tests.conftest import CHROMIUM_ARGS, CORPUS, chromium_or_skip, run_main
 
 LIST_QUESTION = "should I stretch my calves before bed"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 
 
 def test_parse_source_id() -> None:
@@ -119,8 +115,7 @@ def test_api_article(client: TestClient, real_qa: CrampQA) -> None:
 @pytest.mark.browser
 def test_article_view_in_headless_chromium(real_index: Path, real_qa: CrampQA,
                                            tmp_path: Path) -> None:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium package)")
+    chromium = chromium_or_skip()
     try:
         from playwright.sync_api import expect, sync_playwright
     except ImportError:
@@ -132,7 +127,7 @@ def test_article_view_in_headless_chromium(real_index: Path, real_qa: CrampQA,
     problems: list[str] = []
     with running_server(CORPUS, real_index, startup_s=120, cwd=PROJECT_ROOT,
                         log_path=tmp_path / "serve.log") as base, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 390, "height": 700})
             page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
