@@ -67,13 +67,14 @@ def folder_option(flag: str, help: str, envvar: str | None = None) -> Any:
 
 CorpusOpt = Annotated[
     Path | None,
-    folder_option("--corpus", "Corpus folder (default: corpus/; with --index alone, the "
-                  "folder that index was built from, and no build if it has none).",
+    folder_option("--corpus", "Corpus folder (default: the folder the index was built "
+                  "from; corpus/ for the default index, which holds only that one).",
                   "CRAMPQA_CORPUS"),
 ]
 IndexOpt = Annotated[
     Path | None,
-    folder_option("--index", "Index folder (default: indexes/default).", "CRAMPQA_INDEX"),
+    folder_option("--index", "Index folder (default: indexes/default, the index of "
+                  "corpus/).", "CRAMPQA_INDEX"),
 ]
 
 BackendOpt = Annotated[
@@ -300,6 +301,11 @@ def index(
     backend: BackendOpt = None,
     uri: UriOpt = None,
     collection: CollectionOpt = None,
+    replace_corpus: Annotated[
+        bool, typer.Option("--replace-corpus", help="Rebuild an index that was built from "
+                           "another folder from --corpus instead (its documents are "
+                           "dropped from it).")
+    ] = False,
     document_vectors: Annotated[
         bool, typer.Option("--document-vectors", help="Add document vectors and document "
                            "BM25 to an index built without them (no passage is "
@@ -308,6 +314,9 @@ def index(
     ] = False,
 ) -> None:
     """Build or update the index (only new or changed documents are embedded).
+
+    An index remembers the folder it was built from: `--index DIR` alone updates it from
+    there, and another --corpus needs --replace-corpus.
 
     With --backend milvus --uri URI, the Milvus collection is then updated (upserts and
     deletes by source ID) and the choice recorded in the index; on an existing index this
@@ -330,28 +339,14 @@ def index(
     if ann is not None:
         settings = replace(settings, ann=AnnKind.parse(ann))
     search = search_settings(backend, uri, collection)
-    if corpus is None and index is not None and search is not None:
-        corpus = _recorded_corpus(index)  # moving an index to Milvus: the corpus it has
     with build_progress(True) as progress:
         summary = CrampQA.build(corpus, index, settings=settings, rebuild=rebuild,
                                 progress=progress, wait_for_lock=wait, engine=where,
-                                search=search)
+                                search=search, replace_corpus=replace_corpus)
     _report_build(summary)
     if summary.up_to_date and not summary.document_level:
         _stderr("This index has no document vectors (it was built before them); "
                 "`crampqa index --document-vectors` adds them without re-embedding passages.")
-
-
-def _recorded_corpus(index: Path) -> Path | None:
-    """The corpus folder the index in ``index`` was built from, if it still exists."""
-    from crampqa.store import current_version, load_version
-
-    try:
-        folder = current_version(index) if index.is_dir() else None
-        recorded = Path(load_version(folder).manifest.corpus.dir) if folder else None
-    except CrampQAError:
-        return None
-    return recorded if recorded is not None and recorded.is_dir() else None
 
 
 @app.command()
