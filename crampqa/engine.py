@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ from crampqa.indexing import (
 )
 from crampqa.lexical import LexicalIndex
 from crampqa.manifest import IndexInputs, Manifest, freshness
+from crampqa.presentation import strength
 from crampqa.results import (
     NOT_ENGLISH_NOTE,
     Answer,
@@ -325,7 +327,7 @@ class CrampQA:
                                 self.retriever.lexical.unknown_words,
                                 english=not looks_not_english(text)) \
             if ranking.abstained else None
-        return Answer(
+        answer = Answer(
             question=text,
             abstained=ranking.abstained,
             passages=passages,
@@ -335,6 +337,8 @@ class CrampQA:
             ranked_by=self.retriever.scorer.name if settings.scorer else "fusion",
             note=NOT_ENGLISH_NOTE if looks_not_english(text) else None,
         )
+        return replace(answer, passages=[replace(p, strength=strength(p, answer))
+                                         for p in passages])
 
     def _settings(self, *, abstain_threshold: float | None = None,
                   **overrides: object) -> RetrievalSettings:

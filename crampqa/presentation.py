@@ -157,7 +157,7 @@ def render_answer(answer: Answer, console: Console, scores: bool = False) -> Non
             (f"{answer.message} ", "bold red"),
             "The closest passages, shown below as weak matches, may not answer it."))
         console.print()
-    if answer.note:
+    if answer.note and answer.note != answer.message:
         console.print(Text(answer.note, style="bold"))
         console.print()
     width = console.width
@@ -201,7 +201,7 @@ def plain_answer(answer: Answer, scores: bool = False) -> str:
     if answer.abstained:
         out += [f"{answer.message} The closest passages, shown below as weak matches, "
                 "may not answer it.", ""]
-    if answer.note:
+    if answer.note and answer.note != answer.message:  # said once
         out += [answer.note, ""]
     for p in answer.passages:
         out.append(f"{p.rank}. {visible(p.title, newlines=False)} ({_label(p, answer, scores)})")

@@ -152,7 +152,9 @@
         box.appendChild(el("h2", "results-heading", "Closest passages (weak matches)"));
       }
     }
-    if (answer.note) box.appendChild(el("p", "note", answer.note));
+    if (answer.note && answer.note !== answer.message) {
+      box.appendChild(el("p", "note", answer.note));
+    }
     if (!answer.abstained) {
       const count = passages.length === 1 ? "1 passage" : passages.length + " passages";
       box.appendChild(el("h2", "results-heading", count + " from the sources"));
