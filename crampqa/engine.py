@@ -54,6 +54,7 @@ from crampqa.lexical import LexicalIndex
 from crampqa.manifest import IndexInputs, Manifest, freshness
 from crampqa.presentation import strength
 from crampqa.results import (
+    DISCLAIMER,
     NOT_ENGLISH_NOTE,
     Answer,
     Highlight,
@@ -336,6 +337,7 @@ class CrampQA:
             reason=reason.code if reason else None,
             ranked_by=self.retriever.scorer.name if settings.scorer else "fusion",
             note=NOT_ENGLISH_NOTE if looks_not_english(text) else None,
+            disclaimer=self.disclaimer,
         )
         return replace(answer, passages=[replace(p, strength=strength(p, answer))
                                          for p in passages])
@@ -455,7 +457,7 @@ class CrampQA:
         table = self.data.passages
         doc = table.doc(cand.row)
         start, end = table.span(cand.row)
-        heading, context = table.heading(cand.row), table.context(cand.row)
+        heading, context = table.shown_heading(cand.row), table.context(cand.row)
         return RankedPassage(
             rank=rank,
             doc_id=doc.doc_id,
@@ -479,6 +481,12 @@ class CrampQA:
         )
 
     # ---- about the sources ------------------------------------------------------------
+    @property
+    def disclaimer(self) -> str:
+        """The note under every answer: the corpus's own (``sources.json``), else the
+        not-medical-advice note."""
+        return self.data.manifest.corpus.note or DISCLAIMER
+
     def sources(self) -> list[dict[str, Any]]:
         """The indexed documents: ID, title, path, URL and size."""
         return [

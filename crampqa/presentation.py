@@ -94,16 +94,17 @@ def shorten(text: str, width: int) -> str:
 
 
 def _styled(text: str, offset: int, p: RankedPassage) -> Text:
-    """``text`` (the document slice starting at ``offset``) with highlights in bold and
-    control characters visible.
+    """``text`` (the document slice starting at ``offset``) with highlights in bold (none
+    for a weak match) and control characters visible.
 
     Each piece between highlight boundaries is made visible on its own, so the styling
     follows the document's own offsets whatever the stand-ins' lengths.
     """
     size = len(text)
+    lit_spans = () if p.weak or p.strength == "weak" else p.highlights  # a weak match: none
     marks = sorted({0, size, *(min(max(x - offset, 0), size)
-                               for h in p.highlights for x in (h.start, h.end))})
-    bold = [(max(h.start - offset, 0), min(h.end - offset, size)) for h in p.highlights]
+                               for h in lit_spans for x in (h.start, h.end))})
+    bold = [(max(h.start - offset, 0), min(h.end - offset, size)) for h in lit_spans]
     out = Text()
     for start, end in itertools.pairwise(marks):
         if end > start:

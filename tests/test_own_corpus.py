@@ -128,3 +128,50 @@ def test_the_api_keeps_the_corpus_too(plants: Path, tmp_path: Path) -> None:
         CrampQA.open(CORPUS, idx, embedder=FakeDefaultEmbedder())
     summary = CrampQA.build(CORPUS, idx, embedder=FakeDefaultEmbedder(), replace_corpus=True)
     assert (summary.added, summary.removed) == (5, 3)
+
+
+@pytest.mark.usefixtures("fake_default_model")
+def test_a_corpus_declares_its_own_note(plants: Path, tmp_path: Path, index: Path) -> None:
+    from crampqa.results import DISCLAIMER
+
+    note = "Verbatim excerpts from our plant notes; ask a nursery about a sick plant."
+    (plants / "sources.json").write_text(json.dumps(
+        {"_corpus": {"note": note}, "light": {"title": "Light for succulents"}}),
+        encoding="utf-8")
+    idx = tmp_path / "plants-idx"
+    code, out, err = run_main("ask", "how often to water a fern", "--corpus", plants,
+                              "--index", idx)
+    assert code == 0, err
+    assert out.endswith(note + "\n") and "healthcare" not in out
+    assert json.loads(run_main("ask", "water", "--json", "--index", idx)[1])[
+        "disclaimer"] == note
+    assert doc_ids("--index", idx) == {"watering", "light", "repotting"}  # not a document
+    # the bundled articles keep the not-medical-advice note
+    answer = json.loads(run_main("ask", "why do my calves cramp", "--json", "--index",
+                                 index)[1])
+    assert answer["disclaimer"] == DISCLAIMER
+    # a changed note reaches the index without re-embedding anything
+    (plants / "sources.json").write_text(json.dumps({"_corpus": {"note": "Other."}}),
+                                         encoding="utf-8")
+    assert json.loads(run_main("ask", "water", "--json", "--index", idx)[1])[
+        "disclaimer"] == "Other."
+
+
+@pytest.mark.usefixtures("fake_default_model")
+def test_markdown_headings_are_shown_without_their_markers(plants: Path,
+                                                           tmp_path: Path) -> None:
+    idx = tmp_path / "plants-idx"
+    code, out, err = run_main("ask", "how often should I water my fern", "--json",
+                              "--corpus", plants, "--index", idx)
+    assert code == 0, err
+    top = json.loads(out)["passages"][0]
+    text = PLANTS["watering.md"]
+    assert top["heading"] == "How often to water"
+    assert text[top["heading_start"]:top["heading_end"]] == top["heading"]  # verbatim
+    code, out, _ = run_main("ask", "how often should I water my fern", "-k", "1",
+                            "--index", idx)
+    assert "section: How often to water\n" in out and "## " not in out
+    code, out, _ = run_main("show", top["source_id"], "--index", idx)
+    assert "section: How often to water\n" in out
+    data = json.loads(run_main("show", top["source_id"], "--json", "--index", idx)[1])
+    assert data["heading"] == "How often to water"
