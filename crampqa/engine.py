@@ -342,6 +342,13 @@ class CrampQA:
         return replace(answer, passages=[replace(p, strength=strength(p, answer))
                                          for p in passages])
 
+    def abstain_threshold(self, *, fusion: str | None = None, rescore: bool | None = None,
+                          scorer: bool | None = None) -> float:
+        """The confidence below which :meth:`ask` abstains with these overrides: the
+        scorer's threshold when the answer scorer is used, fusion's otherwise."""
+        settings = self._settings(fusion=fusion, rescore=rescore, scorer=scorer)
+        return settings.scorer_threshold if settings.scorer else settings.abstain_threshold
+
     def _settings(self, *, abstain_threshold: float | None = None,
                   **overrides: object) -> RetrievalSettings:
         """The index's retrieval settings with per-question overrides applied."""
