@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from crampqa.results import ABSTAIN_MESSAGE
+from crampqa.results import ABSTAIN_MESSAGE, NOT_ENGLISH_NOTE
 
 _AMOUNT = re.compile(
     r"\b(how (many|much|long|often)|doses?|dosage|dosing|mg|milligrams?|mcg|micrograms?"
@@ -54,12 +54,12 @@ def abstain_reason(
 
     ``closest`` are the texts of the closest passages (the weak matches shown);
     ``unknown_words`` returns the question's content words the corpus never uses
-    (typos of corpus words excluded). A question that does not look English gets no list
-    of words (all of them would be "unknown"); the answer's note says the sources are
-    in English.
+    (typos of corpus words excluded). A question that does not look English is told only
+    that the sources are in English (every word of it would be "unknown", and "not
+    covered" would be wrong: it may well be, in English).
     """
     if not english:
-        return AbstainReason("not_english", ABSTAIN_MESSAGE)
+        return AbstainReason("not_english", NOT_ENGLISH_NOTE)
     # numbers and units say what is asked, not a subject the sources lack
     unknown = [w for w in unknown_words(question) if w not in _UNITS and not w.isdigit()]
     if unknown:

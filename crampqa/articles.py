@@ -34,6 +34,8 @@ class PassageView:
     heading: str | None = None
     heading_start: int | None = None
     heading_end: int | None = None
+    #: every section heading of the document (without Markdown markers), in order
+    headings: tuple[tuple[int, int], ...] = ()
 
     @property
     def text(self) -> str:
@@ -56,6 +58,7 @@ class PassageView:
         }
         if full:
             data["document"] = self.document
+            data["headings"] = [list(span) for span in self.headings]
         return data
 
 
@@ -102,7 +105,7 @@ def locate(qa: CrampQA, source_id: str) -> PassageView:
     spans = {row: table.span(row) for row in rows}
 
     def heading_of(row: int) -> tuple[int, int] | None:
-        excerpt = table.heading(row)
+        excerpt = table.shown_heading(row)
         return (excerpt.start, excerpt.end) if excerpt is not None else None
 
     heading: tuple[int, int] | None = None
@@ -133,4 +136,5 @@ def locate(qa: CrampQA, source_id: str) -> PassageView:
         heading=text[heading[0] : heading[1]] if heading else None,
         heading_start=heading[0] if heading else None,
         heading_end=heading[1] if heading else None,
+        headings=tuple(sorted({span for row in rows if (span := heading_of(row))})),
     )

@@ -92,6 +92,23 @@ def is_linkbait(line: str) -> bool:
     return bool(_LINKBAIT.match(line.strip()))
 
 
+_MD_MARKERS = re.compile(r"^\s{0,3}#{1,6}\s+")
+_MD_CLOSING = re.compile(r"\s+#+\s*$")
+
+
+def heading_words(text: str, start: int, end: int) -> tuple[int, int]:
+    """The span of a heading line ``text[start:end]`` without its Markdown markers
+    (``## How often to water ##`` -> ``How often to water``): still a verbatim slice."""
+    line = text[start:end]
+    lead = _MD_MARKERS.match(line)
+    if lead is None:
+        return start, end
+    body_start = start + lead.end()
+    closing = _MD_CLOSING.search(text, body_start, end)
+    body_end = closing.start() if closing is not None else end
+    return (body_start, body_end) if body_end > body_start else (start, end)
+
+
 def _is_heading(line: str) -> bool:
     stripped = line.strip()
     if _MD_HEADING.match(stripped):

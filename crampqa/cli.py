@@ -6,6 +6,8 @@ Errors become one line and an exit code in exactly one place, :func:`main`.
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import click
 import typer
 from rich.console import Console
+from typer.core import TyperCommand
 
 from crampqa.config import DEFAULT_K, Progress, SearchSettings, env_flag
 from crampqa.errors import CrampQAError, InputError, unexpected
@@ -66,13 +69,14 @@ def folder_option(flag: str, help: str, envvar: str | None = None) -> Any:
 
 CorpusOpt = Annotated[
     Path | None,
-    folder_option("--corpus", "Corpus folder (default: corpus/; with --index alone, the "
-                  "folder that index was built from, and no build if it has none).",
+    folder_option("--corpus", "Corpus folder (default: the folder the index was built "
+                  "from; corpus/ for the default index, which holds only that one).",
                   "CRAMPQA_CORPUS"),
 ]
 IndexOpt = Annotated[
     Path | None,
-    folder_option("--index", "Index folder (default: indexes/default).", "CRAMPQA_INDEX"),
+    folder_option("--index", "Index folder (default: indexes/default, the index of "
+                  "corpus/).", "CRAMPQA_INDEX"),
 ]
 
 BackendOpt = Annotated[
@@ -234,9 +238,20 @@ def _report_build(summary: BuildSummary, quiet: bool = False) -> None:
             _stderr(summary.search_note)
 
 
-@app.command()
+class WordsCommand(TyperCommand):
+    """`ask`: its QUESTION is shown as words, not as a typed list."""
+
+    def get_help(self, ctx: Any) -> str:
+        """The help, without the braces and list type typer prints around QUESTION."""
+        typed = "QUESTION <list[str]>"
+        return (super().get_help(ctx).replace("{QUESTION}...", "QUESTION...")
+                .replace(typed, "QUESTION...".ljust(len(typed))))
+
+
+@app.command(cls=WordsCommand)
 def ask(
     question: Annotated[list[str], typer.Argument(
+        metavar="QUESTION",
         help="Your question; quotes are optional (the words are joined with spaces).")],
     k: Annotated[int, typer.Option("-k", "--top", help="How many passages to show.")] = DEFAULT_K,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -307,6 +322,11 @@ def index(
     backend: BackendOpt = None,
     uri: UriOpt = None,
     collection: CollectionOpt = None,
+    replace_corpus: Annotated[
+        bool, typer.Option("--replace-corpus", help="Rebuild an index that was built from "
+                           "another folder from --corpus instead (its documents are "
+                           "dropped from it).")
+    ] = False,
     document_vectors: Annotated[
         bool, typer.Option("--document-vectors", help="Add document vectors and document "
                            "BM25 to an index built without them (no passage is "
@@ -315,6 +335,9 @@ def index(
     ] = False,
 ) -> None:
     """Build or update the index (only new or changed documents are embedded).
+
+    An index remembers the folder it was built from: `--index DIR` alone updates it from
+    there, and another --corpus needs --replace-corpus.
 
     With --backend milvus --uri URI, the Milvus collection is then updated (upserts and
     deletes by source ID) and the choice recorded in the index; on an existing index this
@@ -337,28 +360,14 @@ def index(
     if ann is not None:
         settings = replace(settings, ann=AnnKind.parse(ann))
     search = search_settings(backend, uri, collection)
-    if corpus is None and index is not None and search is not None:
-        corpus = _recorded_corpus(index)  # moving an index to Milvus: the corpus it has
     with build_progress(True) as progress:
         summary = CrampQA.build(corpus, index, settings=settings, rebuild=rebuild,
                                 progress=progress, wait_for_lock=wait, engine=where,
-                                search=search)
+                                search=search, replace_corpus=replace_corpus)
     _report_build(summary)
     if summary.up_to_date and not summary.document_level:
         _stderr("This index has no document vectors (it was built before them); "
                 "`crampqa index --document-vectors` adds them without re-embedding passages.")
-
-
-def _recorded_corpus(index: Path) -> Path | None:
-    """The corpus folder the index in ``index`` was built from, if it still exists."""
-    from crampqa.store import current_version, load_version
-
-    try:
-        folder = current_version(index) if index.is_dir() else None
-        recorded = Path(load_version(folder).manifest.corpus.dir) if folder else None
-    except CrampQAError:
-        return None
-    return recorded if recorded is not None and recorded.is_dir() else None
 
 
 @app.command()
@@ -375,9 +384,8 @@ def sources(
         return
     from crampqa.terminal import visible
 
-    for doc in docs:
-        out.print(visible(f"{doc['doc_id']}  {doc['title']}", newlines=False), markup=False,
-                  highlight=False)
+    for doc in docs:  # one line a document, never wrapped (piped or not)
+        print(visible(f"{doc['doc_id']}  {doc['title']}", newlines=False))
 
 
 @app.command()
@@ -477,10 +485,13 @@ def info(
     if verify:
         from crampqa.store import load_version
 
-        load_version(qa.data.folder, verify_full=True)
-        # the verdict first, before the summary or manifest
-        _stderr(f"OK: the manifest and all {len(qa.data.manifest.files)} index files match "
-                "their SHA-256 checksums.")
+        load_version(qa.data.folder, verify_full=True)  # a mismatch is an error, exit 4
+        verdict = (f"OK: the manifest and all {len(qa.data.manifest.files)} index files match "
+                   "their SHA-256 checksums.")
+        if as_json:  # standard output stays one JSON object
+            _stderr(verdict)
+        else:  # the verdict first, then the summary
+            print(verdict, flush=True)
     if as_json:
         from crampqa.terminal import json_for_terminal
 
@@ -644,6 +655,10 @@ COMMANDS = ("ask", "show", "sources", "info", "index", "eval", "serve")
 #: Options that take a value, so the value is not mistaken for a word of the question.
 _VALUE_OPTIONS = frozenset({"-k", "--top", "--corpus", "--index", "--fusion",
                             "--abstain-threshold", "--backend", "--uri", "--collection"})
+#: `ask`'s options that take no value.
+_FLAGS = frozenset({"--json", "--scores", "--fast"})
+#: A source ID as answers print it (``DOC_ID#START-END``).
+_SOURCE_ID_WORD = re.compile(r"^\S+#\d+-\d+$")
 
 
 def _words(args: list[str]) -> list[str]:
@@ -661,6 +676,34 @@ def _words(args: list[str]) -> list[str]:
             continue
         words.append(arg)
     return words
+
+
+def _options_after_dashes(args: list[str]) -> list[str]:
+    """``args`` with `ask`'s options that follow the question after ``--`` moved before it.
+
+    ``crampqa -- "-5 degrees and my calves cramp" -k 1``: ``--`` is there for the question
+    that starts with '-'; the first word after it always belongs to the question, and a
+    later word that is exactly an option of `ask` (with its value) is that option.
+    """
+    if "--" not in args:
+        return args
+    cut = args.index("--")
+    before, after = args[:cut], args[cut + 1:]
+    options: list[str] = []
+    words = after[:1]
+    i = 1
+    while i < len(after):
+        arg = after[i]
+        name = arg.split("=", 1)[0]
+        if arg in _FLAGS or (name in _VALUE_OPTIONS and "=" in arg):
+            options.append(arg)
+        elif arg in _VALUE_OPTIONS and i + 1 < len(after):
+            options += after[i:i + 2]
+            i += 1
+        else:
+            words.append(arg)
+        i += 1
+    return [*before, *options, "--", *words]
 
 
 def _distance(a: str, b: str) -> int:
@@ -699,27 +742,42 @@ def _route(args: list[str]) -> list[str]:
     first = args[0]
     if first == "help" and (len(args) == 1 or (len(args) == 2 and args[1] in COMMANDS)):
         return [*args[1:], "--help"]
+    if first == "ask":
+        return ["ask", *_options_after_dashes(args[1:])]
     if first in COMMANDS or first in ("--help", "-h", "--version"):
         return args
     words = _words(args)
     if not words:
         return args  # options alone: click explains what is wrong
-    if len(words) == 1 and "--" not in args:
-        command = did_you_mean(words[0])
-        if command is not None:
-            raise InputError(f"'{words[0]}' is not a command; did you mean `crampqa {command}`? "
-                             f"(To ask it as a question: crampqa ask {words[0]})")
-    return ["ask", *args]
+    typo = "--" not in args and (
+        len(words) == 1 or (len(words) == 2 and _SOURCE_ID_WORD.match(words[1]) is not None))
+    command = did_you_mean(words[0]) if typo else None
+    if command is not None:
+        rest = " ".join(words[1:])
+        asked = " ".join(words)
+        raise InputError(f"'{words[0]}' is not a command; did you mean "
+                         f"`crampqa {' '.join([command, *words[1:]])}`? (To ask it as a "
+                         f"question: crampqa ask {asked})" if rest else
+                         f"'{words[0]}' is not a command; did you mean `crampqa {command}`? "
+                         f"(To ask it as a question: crampqa ask {asked})")
+    return ["ask", *_options_after_dashes(args)]
 
 
-def _dash_hint(args: list[str]) -> str:
-    """For an unknown option: how to ask a question that starts with '-'."""
-    for arg in args:
+def _dash_hint(args: list[str], option: str | None = None) -> str:
+    """For an unknown option: how to ask a question that starts with '-' (the unknown
+    option and the words after it, up to the next option)."""
+    for i, arg in enumerate(args):
         if arg == "--":
             break
-        if arg.startswith("-") and not arg.startswith("--") and (len(arg) > 2 or " " in arg):
+        unknown = bool(option and arg.startswith(option)) or len(arg) > 2 or " " in arg
+        if arg.startswith("-") and not arg.startswith("--") and unknown:
+            words = [arg]
+            for word in args[i + 1:]:
+                if word.startswith("-"):
+                    break
+                words.append(word)
             return (f" A question that starts with '-' goes after '--': "
-                    f"crampqa -- \"{arg}\"")
+                    f"crampqa -- \"{' '.join(words)}\"")
     return ""
 
 
@@ -763,7 +821,8 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(0) from None
         code = int(getattr(exc, "exit_code", 2))
         if type(exc).__name__ == "NoSuchOption":
-            message = message.rstrip(".") + "." + _dash_hint(args)
+            message = message.rstrip(".") + "." + _dash_hint(
+                args, getattr(exc, "option_name", None))
         error = InputError(message) if code == 2 else CrampQAError(message)
         error.exit_code = code
         _fail(error, wants_json)

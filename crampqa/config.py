@@ -302,6 +302,12 @@ def default_corpus_dir() -> Path:
     env = os.environ.get("CRAMPQA_CORPUS")
     if env:
         return Path(env)
+    return bundled_corpus_dir()
+
+
+def bundled_corpus_dir() -> Path:
+    """The articles crampqa comes with: the checkout's ``corpus/``, else the package's copy
+    (``$CRAMPQA_CORPUS`` does not change it)."""
     return PROJECT_ROOT / "corpus" if in_checkout() else PACKAGED_CORPUS
 
 
@@ -314,7 +320,13 @@ def indexes_dir() -> Path:
 def default_index_dir() -> Path:
     """``$CRAMPQA_INDEX``, else ``default`` in :func:`indexes_dir`."""
     env = os.environ.get("CRAMPQA_INDEX")
-    return Path(env) if env else indexes_dir() / "default"
+    return Path(env) if env else bundled_index_dir()
+
+
+def bundled_index_dir() -> Path:
+    """The index of the bundled articles, ``default`` in :func:`indexes_dir`; it holds
+    those articles only (``$CRAMPQA_INDEX`` does not change it)."""
+    return indexes_dir() / "default"
 
 
 def max_file_bytes() -> int:

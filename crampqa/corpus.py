@@ -25,6 +25,9 @@ from crampqa.errors import CorpusError
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
 SOURCES_FILE = "sources.json"
+#: The key of ``sources.json`` that describes the corpus itself, not a document:
+#: ``{"_corpus": {"note": "…"}}`` replaces the note shown under every answer.
+CORPUS_KEY = "_corpus"
 #: Files in a corpus folder that are metadata, not documents.
 METADATA_FILES = frozenset({SOURCES_FILE, "README", "README.md", "LICENSE", ".gitkeep"})
 
@@ -47,6 +50,8 @@ class CorpusReport:
 
     documents: list[Document] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    #: the note shown under every answer, when ``sources.json`` declares one
+    note: str = ""
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -419,6 +424,8 @@ def read_corpus(folder: Path, max_bytes: int | None = None) -> CorpusReport:
         raise CorpusError(f"Cannot read the corpus folder {folder}: {exc.strerror or exc}; "
                           "check its permissions.") from None
     sources = _load_sources(folder, report)
+    about = sources.pop(CORPUS_KEY, {})
+    report.note = " ".join(str(about.get("note") or "").split())
     beir = [folder / n for n in names if n in ("corpus.jsonl", "corpus.jsonl.gz")
             and (folder / n).is_file()]
     if beir:

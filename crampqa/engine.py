@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from crampqa.config import (
     Progress,
     RetrievalSettings,
     SearchSettings,
+    bundled_index_dir,
     check_k,
     default_corpus_dir,
     default_index_dir,
@@ -35,16 +37,25 @@ from crampqa.documents import (
 from crampqa.embedding import Embedder, Encoder, get_embedder, load_query_encoder
 from crampqa.errors import (
     REBUILD_HINT,
+    CorpusError,
     DiskFullError,
     IndexError_,
     IndexLockedError,
     IndexNotWritableError,
     InputError,
 )
-from crampqa.indexing import BuildSummary, UpgradeSummary, add_document_level, build_index
+from crampqa.indexing import (
+    BuildSummary,
+    UpgradeSummary,
+    add_document_level,
+    build_index,
+    recorded_corpus,
+)
 from crampqa.lexical import LexicalIndex
 from crampqa.manifest import IndexInputs, Manifest, freshness
+from crampqa.presentation import strength
 from crampqa.results import (
+    DISCLAIMER,
     NOT_ENGLISH_NOTE,
     Answer,
     Highlight,
@@ -86,6 +97,14 @@ def clean_question(question: object) -> str:
         raise InputError(f"The question is {len(cleaned)} characters long; the limit is "
                          f"{MAX_QUESTION_CHARS}.")
     return cleaned
+
+
+def corpus_of(index: Path) -> Path | None:
+    """The corpus an index uses when no corpus is given: the bundled articles for the
+    bundled index, else the folder the index was built from (None: it records none)."""
+    if index.resolve() == bundled_index_dir().resolve():
+        return default_corpus_dir()
+    return recorded_corpus(index)
 
 
 def _engine_settings(engine: str | EngineSettings, address: str | None,
@@ -141,8 +160,14 @@ class CrampQA:
         address: str | None = None,
         workers: int | None = None,
         search: SearchSettings | None = None,
+        replace_corpus: bool = False,
     ) -> BuildSummary:
         """Build or update the index of ``corpus_dir`` in ``index_dir``.
+
+        Without ``corpus_dir`` an existing index is updated from the folder it was built
+        from (a new one from the default corpus). An index keeps its corpus: building it
+        from another folder raises :class:`CorpusMismatchError` unless ``replace_corpus``
+        (the bundled index holds the bundled articles only).
 
         ``engine="ray"`` chunks and embeds on a Ray cluster (``address`` ``HOST:PORT`` of a
         running head, or None for a private local one; ``workers`` embedding workers):
@@ -152,8 +177,15 @@ class CrampQA:
         upserts and deletes, and the choice is recorded in the manifest. On an index that
         is already up to date this is the migration: nothing is embedded again.
         """
-        corpus = Path(corpus_dir) if corpus_dir else default_corpus_dir()
         index = Path(index_dir) if index_dir else default_index_dir()
+        if corpus_dir:
+            corpus = Path(corpus_dir)
+        else:
+            corpus = corpus_of(index) or default_corpus_dir()
+            if not corpus.is_dir():
+                raise CorpusError(f"The index in {index} was built from {corpus}, which is "
+                                  "gone; to rebuild it from another folder, give --corpus "
+                                  "DIR --replace-corpus.")
         where = _engine_settings(engine, address, workers)
         if search is not None and search.backend is Backend.MILVUS:
             from crampqa.milvus import connect
@@ -161,7 +193,7 @@ class CrampQA:
             connect(search).close()  # not installed or not reachable: fail before building
         summary = build_index(corpus, index, settings=settings, embedder=embedder,
                               progress=progress, rebuild=rebuild, wait_for_lock=wait_for_lock,
-                              engine=where)
+                              engine=where, replace_corpus=replace_corpus)
         summary.search_note = sync_search(index, search, progress, wait_for_lock)
         return summary
 
@@ -200,12 +232,14 @@ class CrampQA:
     ) -> CrampQA:
         """Open an index, building it first when it is missing or stale.
 
-        With an explicit ``index_dir`` and no ``corpus_dir``, the corpus recorded in
-        the index is used for the staleness check (skipped if that folder is gone).
+        Without ``corpus_dir`` the index's own corpus is used (:func:`corpus_of`; the
+        staleness check is skipped if that folder is gone), and a missing index is built
+        from the default corpus only when ``index_dir`` is not given either. An index is
+        never rebuilt from another folder than its own (:class:`CorpusMismatchError`).
         ``search`` overrides where candidates are searched (default: as recorded).
         """
         index = Path(index_dir) if index_dir else default_index_dir()
-        corpus: Path | None = Path(corpus_dir) if corpus_dir else None
+        corpus: Path | None = Path(corpus_dir) if corpus_dir else corpus_of(index)
         if corpus is None and index_dir is None:
             corpus = default_corpus_dir()
         folder = current_version(index) if index.exists() else None
@@ -222,9 +256,8 @@ class CrampQA:
             reason = "no index yet"
         else:
             data = load_version(folder)
-            if corpus is None:
-                recorded = Path(data.manifest.corpus.dir)
-                corpus = recorded if data.manifest.corpus.dir and recorded.is_dir() else None
+            if corpus is not None and not corpus.is_dir() and not corpus_dir:
+                corpus = None  # the folder it was built from is gone: use it as it is
             wanted = settings or IndexSettings()
             verdict = freshness(data.manifest, IndexInputs(
                 wanted, embedder or get_embedder(wanted.model),
@@ -325,7 +358,7 @@ class CrampQA:
                                 self.retriever.lexical.unknown_words,
                                 english=not looks_not_english(text)) \
             if ranking.abstained else None
-        return Answer(
+        answer = Answer(
             question=text,
             abstained=ranking.abstained,
             passages=passages,
@@ -334,7 +367,17 @@ class CrampQA:
             reason=reason.code if reason else None,
             ranked_by=self.retriever.scorer.name if settings.scorer else "fusion",
             note=NOT_ENGLISH_NOTE if looks_not_english(text) else None,
+            disclaimer=self.disclaimer,
         )
+        return replace(answer, passages=[replace(p, strength=strength(p, answer))
+                                         for p in passages])
+
+    def abstain_threshold(self, *, fusion: str | None = None, rescore: bool | None = None,
+                          scorer: bool | None = None) -> float:
+        """The confidence below which :meth:`ask` abstains with these overrides: the
+        scorer's threshold when the answer scorer is used, fusion's otherwise."""
+        settings = self._settings(fusion=fusion, rescore=rescore, scorer=scorer)
+        return settings.scorer_threshold if settings.scorer else settings.abstain_threshold
 
     def _settings(self, *, abstain_threshold: float | None = None,
                   **overrides: object) -> RetrievalSettings:
@@ -451,7 +494,7 @@ class CrampQA:
         table = self.data.passages
         doc = table.doc(cand.row)
         start, end = table.span(cand.row)
-        heading, context = table.heading(cand.row), table.context(cand.row)
+        heading, context = table.shown_heading(cand.row), table.context(cand.row)
         return RankedPassage(
             rank=rank,
             doc_id=doc.doc_id,
@@ -475,6 +518,12 @@ class CrampQA:
         )
 
     # ---- about the sources ------------------------------------------------------------
+    @property
+    def disclaimer(self) -> str:
+        """The note under every answer: the corpus's own (``sources.json``), else the
+        not-medical-advice note."""
+        return self.data.manifest.corpus.note or DISCLAIMER
+
     def sources(self) -> list[dict[str, Any]]:
         """The indexed documents: ID, title, path, URL and size."""
         return [

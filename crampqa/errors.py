@@ -72,6 +72,13 @@ class IndexNotWritableError(IndexError_):
         self.detail = detail
 
 
+class CorpusMismatchError(IndexError_):
+    """A build would switch an index to another corpus folder than the one it holds."""
+
+    code = "corpus_mismatch"
+    http_status = 409
+
+
 class IndexLockedError(IndexError_):
     """Another process is building the same index."""
 

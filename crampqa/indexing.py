@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,11 +28,25 @@ import numpy as np
 from numpy.typing import NDArray
 
 from crampqa.chunking import Chunk, chunk_text
-from crampqa.config import BuildEngine, ChunkSettings, EngineSettings, IndexSettings, Progress
+from crampqa.config import (
+    BuildEngine,
+    ChunkSettings,
+    EngineSettings,
+    IndexSettings,
+    Progress,
+    bundled_corpus_dir,
+    bundled_index_dir,
+)
 from crampqa.corpus import CorpusState, Document, no_documents_error
 from crampqa.documents import embed_documents, record, write_document_level
 from crampqa.embedding import Embedder, get_embedder
-from crampqa.errors import CorpusError, DiskFullError, IndexError_, is_disk_full
+from crampqa.errors import (
+    CorpusError,
+    CorpusMismatchError,
+    DiskFullError,
+    IndexError_,
+    is_disk_full,
+)
 from crampqa.lexical import LexicalIndex
 from crampqa.manifest import (
     FORMAT_VERSION,
@@ -330,6 +344,54 @@ def _previous(
     return (None if verdict.action is Action.FULL else data), verdict
 
 
+def _recorded(index_root: Path) -> Manifest | None:
+    """The manifest of the current version of ``index_root`` (None: none, or unreadable)."""
+    try:
+        folder = current_version(index_root) if index_root.is_dir() else None
+        return Manifest.load(folder) if folder is not None else None
+    except IndexError_:
+        return None
+
+
+def recorded_corpus(index_root: Path) -> Path | None:
+    """The corpus folder the current version of ``index_root`` was built from (None: no
+    index, an unreadable one, or one that records no folder)."""
+    manifest = _recorded(index_root)
+    return Path(manifest.corpus.dir) if manifest is not None and manifest.corpus.dir else None
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    return a.resolve() == b.resolve()
+
+
+def check_corpus(corpus_dir: Path, index_root: Path, doc_ids: Collection[str],
+                 replace_corpus: bool = False) -> None:
+    """Refuse a build that would switch ``index_root`` to another corpus.
+
+    The bundled index holds the bundled articles only. Any other index keeps the folder
+    it was built from unless ``replace_corpus`` says otherwise; another folder that holds
+    every document of the index (``doc_ids`` are the new folder's), such as a moved or
+    copied one, is the same corpus.
+    """
+    if _same_folder(index_root, bundled_index_dir()):
+        if not _same_folder(corpus_dir, bundled_corpus_dir()):
+            raise CorpusMismatchError(
+                f"{index_root} is the index of the bundled articles ({bundled_corpus_dir()}); "
+                f"index {corpus_dir} into its own folder: crampqa index --corpus "
+                f"{corpus_dir} --index DIR.")
+        return
+    manifest = _recorded(index_root)
+    if manifest is None or not manifest.corpus.dir or replace_corpus:
+        return
+    recorded = Path(manifest.corpus.dir)
+    if _same_folder(recorded, corpus_dir) or set(manifest.corpus.documents) <= set(doc_ids):
+        return
+    raise CorpusMismatchError(
+        f"The index in {index_root} was built from {recorded}, not {corpus_dir}; to rebuild "
+        f"it from {corpus_dir}, run crampqa index --corpus {corpus_dir} --index {index_root} "
+        "--replace-corpus (or give another --index).")
+
+
 def build_index(
     corpus_dir: Path,
     index_root: Path,
@@ -340,9 +402,11 @@ def build_index(
     rebuild: bool = False,
     wait_for_lock: bool = False,
     engine: EngineSettings | None = None,
+    replace_corpus: bool = False,
 ) -> BuildSummary:
     """Build (or incrementally update) the index for ``corpus_dir`` in ``index_root``;
-    ``engine`` says where chunking and embedding run (default: here)."""
+    ``engine`` says where chunking and embedding run (default: here). An index built from
+    another folder is rebuilt from ``corpus_dir`` only with ``replace_corpus``."""
     started = time.perf_counter()
     settings = settings or IndexSettings()
     check_engine(engine)
@@ -350,8 +414,11 @@ def build_index(
     report = corpus.report()
     if not report.documents:
         raise no_documents_error(corpus_dir, report.skipped)
+    doc_ids = {doc.doc_id for doc in report.documents}
+    check_corpus(corpus_dir, index_root, doc_ids, replace_corpus)  # before the model loads
     inputs = IndexInputs(settings, embedder or get_embedder(settings.model), corpus)
     with build_lock(index_root, wait=wait_for_lock):
+        check_corpus(corpus_dir, index_root, doc_ids, replace_corpus)  # after another build
         previous, verdict = _previous(index_root, inputs, rebuild)
         summary = BuildSummary(
             index_root, skipped=report.skipped,

@@ -66,12 +66,14 @@ class CorpusRecord:
     fingerprint: list[list[Any]]
     documents: dict[str, str]
     skipped: list[list[str]]
+    #: the corpus's own note under every answer (``sources.json``); "" for the default
+    note: str = ""
 
     @classmethod
     def of(cls, corpus: CorpusState) -> CorpusRecord:
         """The record of a corpus as it was read."""
         return cls(str(corpus.folder.resolve()), corpus.fingerprint, corpus.document_hashes(),
-                   corpus.skipped())
+                   corpus.skipped(), corpus.report().note)
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,8 @@ class Manifest:
                             "chunk": self.settings.to_dict()["chunk"],
                             "weights_sha256": self.model.weights_sha256},
             "corpus": {"dir": self.corpus.dir, "fingerprint": self.corpus.fingerprint,
-                       "documents": self.corpus.documents, "skipped": self.corpus.skipped},
+                       "documents": self.corpus.documents, "skipped": self.corpus.skipped,
+                       **({"note": self.corpus.note} if self.corpus.note else {})},
             "counts": {"documents": self.documents, "passages": self.passages},
             "dense": self.dense,
             "scorer": self.scorer,
@@ -216,7 +219,8 @@ class Manifest:
             dim=int(model.get("dim", 0)),
             settings=IndexSettings.from_dict(data["settings"]),
             corpus=CorpusRecord(str(corpus.get("dir", "")), corpus.get("fingerprint") or [],
-                                corpus["documents"], corpus.get("skipped") or []),
+                                corpus["documents"], corpus.get("skipped") or [],
+                                str(corpus.get("note") or "")),
             passages=counts.get("passages", -1),
             documents=counts.get("documents", -1),
             dense=dict(data.get("dense") or {}),
@@ -295,6 +299,9 @@ def freshness(manifest: Manifest | None, inputs: IndexInputs) -> Freshness:
     if corpus is not None and (corpus.is_read or corpus.fingerprint != record.fingerprint) \
             and corpus.document_hashes() != record.documents:
         return Freshness(Action.INCREMENTAL, "the corpus changed")
+    if corpus is not None and (corpus.is_read or corpus.fingerprint != record.fingerprint) \
+            and corpus.report().note != record.note:
+        return Freshness(Action.INCREMENTAL, "the corpus's note changed")  # nothing embedded
     if manifest.settings != inputs.settings or old.weights_stat != new.weights_stat:
         return Freshness(Action.RECORD, "the settings or the model file changed")
     if manifest.scorer != inputs.scorer:

@@ -94,16 +94,17 @@ def shorten(text: str, width: int) -> str:
 
 
 def _styled(text: str, offset: int, p: RankedPassage) -> Text:
-    """``text`` (the document slice starting at ``offset``) with highlights in bold and
-    control characters visible.
+    """``text`` (the document slice starting at ``offset``) with highlights in bold (none
+    for a weak match) and control characters visible.
 
     Each piece between highlight boundaries is made visible on its own, so the styling
     follows the document's own offsets whatever the stand-ins' lengths.
     """
     size = len(text)
+    lit_spans = () if p.weak or p.strength == "weak" else p.highlights  # a weak match: none
     marks = sorted({0, size, *(min(max(x - offset, 0), size)
-                               for h in p.highlights for x in (h.start, h.end))})
-    bold = [(max(h.start - offset, 0), min(h.end - offset, size)) for h in p.highlights]
+                               for h in lit_spans for x in (h.start, h.end))})
+    bold = [(max(h.start - offset, 0), min(h.end - offset, size)) for h in lit_spans]
     out = Text()
     for start, end in itertools.pairwise(marks):
         if end > start:
@@ -157,7 +158,7 @@ def render_answer(answer: Answer, console: Console, scores: bool = False) -> Non
             (f"{answer.message} ", "bold red"),
             "The closest passages, shown below as weak matches, may not answer it."))
         console.print()
-    if answer.note:
+    if answer.note and answer.note != answer.message:
         console.print(Text(answer.note, style="bold"))
         console.print()
     width = console.width
@@ -201,7 +202,7 @@ def plain_answer(answer: Answer, scores: bool = False) -> str:
     if answer.abstained:
         out += [f"{answer.message} The closest passages, shown below as weak matches, "
                 "may not answer it.", ""]
-    if answer.note:
+    if answer.note and answer.note != answer.message:  # said once
         out += [answer.note, ""]
     for p in answer.passages:
         out.append(f"{p.rank}. {visible(p.title, newlines=False)} ({_label(p, answer, scores)})")

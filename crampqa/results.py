@@ -46,6 +46,9 @@ class RankedPassage:
     #: the fast mode); ``score`` is this probability when the scorer ranked the passage
     probability: float | None = None
     url: str = ""  # the article's address, where sources.json gives one
+    #: how well it matches, in words: "strong", "partial" or "weak" (set by the engine,
+    #: from :func:`crampqa.presentation.strength`; empty on a passage made by hand)
+    strength: str = ""
 
     @property
     def cells(self) -> list[dict[str, Any]]:
@@ -74,6 +77,7 @@ class RankedPassage:
         """JSON-ready dict (highlights as lists of offsets; a table row's cells)."""
         data = asdict(self)
         data["highlights"] = [[h.start, h.end] for h in self.highlights]
+        del data["strength"]  # Answer.to_dict puts it last
         data["cells"] = self.cells
         return data
 
@@ -104,7 +108,7 @@ class Answer:
         passages = []
         for p in self.passages:
             item = p.to_dict()
-            item["strength"] = strength(p, self)
+            item["strength"] = p.strength or strength(p, self)
             passages.append(item)
         return {
             "question": self.question,

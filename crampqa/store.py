@@ -176,6 +176,17 @@ class PassageTable:
         """The section heading of passage ``row``, if it has one."""
         return self._excerpt(row, self._HEAD_START)
 
+    def shown_heading(self, row: int) -> Excerpt | None:
+        """The section heading of passage ``row`` as people see it: without Markdown's
+        ``#`` markers, still a verbatim slice (the index keeps the whole line)."""
+        from crampqa.chunking import heading_words
+
+        found = self.heading(row)
+        if found is None:
+            return None
+        start, end = heading_words(self.doc(row).text, found.start, found.end)
+        return Excerpt(start, end, self.doc(row).text[start:end])
+
     def context(self, row: int) -> Excerpt | None:
         """The header row of the table that passage ``row`` belongs to, if any."""
         return self._excerpt(row, self._CTX_START)

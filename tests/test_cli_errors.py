@@ -63,7 +63,7 @@ def test_bad_options_give_the_json_error_shape(index: Path) -> None:
     assert run.error(2, "bad_input").startswith("Invalid value for '-k' / '--top': ")
     assert cli("ask", QUESTION, "--jsn", "--index", index).error(2).startswith(
         "No such option: --jsn")
-    assert cli("ask", "--index", index).error(2) == "Missing argument 'question'."
+    assert cli("ask", "--index", index).error(2) == "Missing argument 'QUESTION'."
     bare = cli()  # `crampqa` alone shows the help
     assert bare.code == 0 and "Usage: crampqa" in bare.out and bare.err == ""
 

@@ -13,6 +13,8 @@ from crampqa.errors import EvalError
 from crampqa.evaluation.datasets import beir_split, load_questions, question_set_header
 from crampqa.evaluation.report import (
     COVERAGE_CAPTION,
+    GLOSSARY,
+    PLOT_GLOSSARY,
     markdown_report,
     metrics_table,
     p_value,
@@ -70,7 +72,7 @@ def test_in_sample_is_printed_beside_the_figures(tuned_result: EvalResult) -> No
 def test_identical_configurations_say_so_and_the_threshold_is_marked(
         tuned_result: EvalResult, tmp_path: Path) -> None:
     assert same_as(tuned_result) == {"fast": "hybrid+rescore"}
-    assert tuned_result.abstain_threshold == pytest.approx(0.46)
+    assert [c.abstain_threshold for c in tuned_result.configs] == [pytest.approx(0.46)] * 2
     path = write_plot(tuned_result, tmp_path / "plot.png")
     assert path.stat().st_size > 10_000
     # the legend texts, read back from the figure the report draws
@@ -93,9 +95,68 @@ def test_identical_configurations_say_so_and_the_threshold_is_marked(
     (fig,) = captured
     legends = [t.get_text() for ax in fig.axes for t in ax.get_legend().get_texts()]
     assert "fast (same as hybrid+rescore) hit@k" in legends
-    assert "abstention threshold 0.46" in legends
-    assert any(t.get_text() == COVERAGE_CAPTION for t in fig.texts)
+    assert "fast abstains below 0.46" in legends
+    assert any(COVERAGE_CAPTION in t.get_text() for t in fig.texts)
     assert "below hit@1" in COVERAGE_CAPTION
+
+
+def _legends_and_texts(result: EvalResult, tmp_path: Path) -> tuple[list[str], list[str]]:
+    """The legend entries and figure texts of the plot the report draws."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    captured: list[Figure] = []
+    original = Figure.savefig
+
+    def keep(self: Figure, *args: object, **kwargs: object) -> None:
+        captured.append(self)
+        original(self, *args, **kwargs)
+
+    Figure.savefig = keep  # type: ignore[method-assign]
+    try:
+        write_plot(result, tmp_path / "plot.png")
+    finally:
+        Figure.savefig = original  # type: ignore[method-assign]
+    (fig,) = captured
+    return ([t.get_text() for ax in fig.axes for t in ax.get_legend().get_texts()],
+            [t.get_text() for t in fig.texts])
+
+
+def test_each_configuration_has_its_own_threshold_and_the_report_explains_itself(
+        real_qa: CrampQA, tmp_path: Path) -> None:
+    questions = load_questions(EVAL / "heldout.jsonl")[:8]
+    result = evaluate_questions(real_qa, questions, ["fast", "default"], k=10)
+    fast, default = result.configs
+    settings = real_qa.retrieval_settings
+    assert fast.abstain_threshold == settings.abstain_threshold  # fusion's, 0.46
+    assert default.abstain_threshold == settings.scorer_threshold  # the scorer's, 0.22
+    assert fast.abstain_threshold != default.abstain_threshold
+    data = json.loads(json.dumps(result.to_dict()))
+    assert "abstain_threshold" not in data  # no single threshold for all configurations
+    assert {name: c["abstain_threshold"] for name, c in data["configs"].items()} == {
+        "fast": settings.abstain_threshold, "default": settings.scorer_threshold}
+    legends, texts = _legends_and_texts(result, tmp_path)
+    assert f"fast abstains below {settings.abstain_threshold:g}" in legends
+    assert f"default abstains below {settings.scorer_threshold:g}" in legends
+    assert any(PLOT_GLOSSARY in text for text in texts)
+
+    report = markdown_report(result)
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in report.splitlines()
+            if line.startswith("| ")}
+    assert "P@1" not in rows  # it always equals hit@1
+    scored = len(default.per_query)
+    hits = sum(1 for row in default.per_query.values() if row["hit@1"] > 0)
+    assert rows["hit@1"].endswith(f"| {default.metrics['hit@1']:.3f} ({hits}/{scored}) |")
+    a = default.abstention
+    assert a is not None
+    assert f"({a['n_false_abstentions']}/{a['n_answerable']})" in rows[
+        f"false abstention (of {a['n_answerable']})"]
+    assert rows["abstains below"] == (f"| abstains below | {settings.abstain_threshold:.2f} | "
+                                      f"{settings.scorer_threshold:.2f} |")
+    assert "### What the measures mean" in report
+    for name, _ in GLOSSARY:
+        assert f"- **{name}**: " in report
 
 
 def test_small_p_values_are_printed_as_less_than() -> None:

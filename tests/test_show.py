@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from fastapi.testclient import TestClient
@@ -79,7 +80,8 @@ def test_info_is_a_short_summary(real_index: Path) -> None:
     code, raw, _ = run_main("info", "--json", "--index", real_index)
     assert json.loads(raw)["format_version"] >= 1
     code, verified, err = run_main("info", "--verify", "--index", real_index)
-    assert err.startswith("OK: the manifest and all ") and "documents" in verified
+    # the verdict first
+    assert verified.startswith("OK: the manifest and all ") and "documents" in verified
 
 
 def test_info_piped_prints_the_summary(real_index: Path) -> None:
@@ -154,7 +156,19 @@ def test_article_view_in_headless_chromium(real_index: Path, real_qa: CrampQA,
                 " return r.top < window.innerHeight && r.bottom > 0; }")
             assert in_view, "the passage is scrolled into view"
             assert page.evaluate("window.scrollY") > 0
+            headings = page.locator(".article-heading")
+            assert headings.count() > 0  # section headings stand out from the body text
+            assert target.heading in headings.all_text_contents()
             page.screenshot(path=str(tmp_path / "article.png"))
+            # the way back leads to the answers to the same question (no referrer is sent)
+            back = page.locator("#back")
+            expect(back).to_have_attribute("href", "/?" + urlencode({"q": LIST_QUESTION,
+                                                                     "k": "3"}))
+            back.click()
+            page.wait_for_url("**/?q=*")
+            expect(page.locator("#question")).to_have_value(LIST_QUESTION)
+            expect(page.locator("article.passage")).to_have_count(len(answer.passages),
+                                                                  timeout=30_000)
         finally:
             browser.close()
     assert not problems, problems

@@ -460,6 +460,7 @@ def test_health(client: TestClient, real_qa: CrampQA, real_index: Path) -> None:
         "documents": len(real_qa.sources()),
         "passages": len(real_qa.data.passages),
         "index": real_qa.data.folder.name,
+        "disclaimer": DISCLAIMER,
     }
     assert (real_index / data["index"]).is_dir()
 
@@ -641,7 +642,7 @@ def test_page_in_headless_chromium(live_server: str, real_qa: CrampQA, tmp_path:
             expect(text).to_have_text(hostile)
             assert text.locator("img, b").count() == 0
             assert page.locator(".heading-text i").count() == 0
-            expect(text.locator("mark")).to_have_text(hostile[10:18])
+            assert text.locator("mark").count() == 0  # a weak match is never highlighted
             assert page.evaluate("window.pwned === undefined")
             page.screenshot(path=str(artifacts / "web-page-abstain.png"))
         finally:

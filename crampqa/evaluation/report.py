@@ -28,9 +28,22 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return _NO_VALUE if value is None else f"{value:.{digits}f}"
 
 
-def _rate(c: ConfigResult, rate: str) -> str:
+def _rate(c: ConfigResult, rate: str, count: str, total: str) -> str:
+    """An abstention rate with its count: ``0.360 (9/25)``."""
     a = c.abstention
-    return _NO_VALUE if a is None or rate not in a else f"{float(a[rate]):.3f}"
+    if a is None or rate not in a:
+        return _NO_VALUE
+    shown = f"{float(a[rate]):.3f}"
+    return f"{shown} ({int(a[count])}/{int(a[total])})" if count in a and total in a else shown
+
+
+def _share(c: ConfigResult, name: str) -> str:
+    """A hit rate with its count of scored queries: ``0.667 (8/12)``."""
+    value = c.metrics.get(name)
+    if value is None:
+        return _NO_VALUE
+    hits = sum(1 for row in c.per_query.values() if row.get(name, 0.0) > 0)
+    return f"{value:.3f} ({hits}/{len(c.per_query)})"
 
 
 def p_value(p: float) -> str:
@@ -57,16 +70,21 @@ def metric_rows(result: EvalResult) -> list[tuple[str, list[str]]]:
     k = result.k
     cols = result.configs
     rows: list[tuple[str, list[str]]] = []
-    names = [f"hit@{j}" for j in (1, 3, 5) if j <= k]
-    names += [f"MRR@{k}", f"nDCG@{k}", f"recall@{k}", "P@1", "MAP"]
+    # P@1 is left out: with relevant/not relevant judgements it always equals hit@1
+    for j in (1, 3, 5):
+        if j <= k:
+            rows.append((f"hit@{j}", [_share(c, f"hit@{j}") for c in cols]))
     labels = {f"recall@{k}": f"Recall@{k}"}
-    for name in names:
+    for name in (f"MRR@{k}", f"nDCG@{k}", f"recall@{k}", "MAP"):
         rows.append((labels.get(name, name), [_fmt(c.metrics.get(name)) for c in cols]))
     if result.kind == "questions":
         rows.append((f"correct abstention (of {_count(result, 'n_unanswerable')})",
-                     [_rate(c, "correct_abstention_rate") for c in cols]))
+                     [_rate(c, "correct_abstention_rate", "n_correct_abstentions",
+                            "n_unanswerable") for c in cols]))
         rows.append((f"false abstention (of {_count(result, 'n_answerable')})",
-                     [_rate(c, "false_abstention_rate") for c in cols]))
+                     [_rate(c, "false_abstention_rate", "n_false_abstentions", "n_answerable")
+                      for c in cols]))
+        rows.append(("abstains below", [_fmt(c.abstain_threshold, 2) for c in cols]))
         rows.append(("1st passage mean chars", [_fmt(c.mean_first_chars, 0) for c in cols]))
     rows.append(("latency p50 ms", [_fmt(c.latency["p50_ms"], 1) for c in cols]))
     rows.append(("latency p95 ms", [_fmt(c.latency["p95_ms"], 1) for c in cols]))
@@ -108,6 +126,31 @@ def _caption(result: EvalResult) -> str:
     return (f"{shown_path(result.source)} · {result.n_queries} {what}, {n_eval} scored "
             f"against relevant {unit} · k={result.k} · index {shown_path(result.index)}"
             f"{tuned}")
+
+
+#: What the measures mean, for report.md (and, shortened, under the plot).
+GLOSSARY = (
+    ("hit@k", "share of questions with a relevant result among the first k (8/12: 8 of "
+              "the 12 scored questions)"),
+    ("MRR@k", "mean reciprocal rank of the first relevant result: 1 when it comes first, "
+              "0.5 second, 0 when none is in the first k"),
+    ("nDCG@k", "ranking quality from 0 to 1: relevant results near the top count most "
+               "(graded relevance for a BEIR folder); 1 is the ideal order"),
+    ("Recall@k", "share of a question's relevant results found in the first k, averaged"),
+    ("MAP", "mean average precision: the precision at each relevant result, averaged"),
+    ("correct / false abstention", "share of the questions the sources do not cover on "
+                                   "which crampqa says so / of answerable ones on which "
+                                   "it wrongly does"),
+    ("abstains below", "the confidence under which the configuration abstains: the "
+                       "answer scorer's threshold, or fusion's without it"),
+)
+
+#: The glossary in one short block, under the plot.
+PLOT_GLOSSARY = (
+    "hit@k: share of questions with a relevant result in the first k · recall@k: share of "
+    "their relevant results found in the first k\n"
+    "coverage: share of questions answered (not abstained on) · answered accuracy: share "
+    "of the answered ones whose first result is relevant")
 
 
 def notes(result: EvalResult) -> list[str]:
@@ -256,6 +299,8 @@ def markdown_report(result: EvalResult) -> str:
         out.append(f"| {_md(label)} | " + " | ".join(_md(c) for c in cells) + " |")
     out.append("")
     out += [f"- {n}" for n in notes(result)]
+    out += ["", "### What the measures mean", ""]
+    out += [f"- **{name}**: {meaning}." for name, meaning in GLOSSARY]
     if result.comparisons:
         out += ["", f"## Comparison with `{result.baseline}`", "",
                 "Mean per-question difference (config − baseline) and two-sided paired "
@@ -307,7 +352,7 @@ def same_as(result: EvalResult) -> dict[str, str]:
 COVERAGE_CAPTION = (
     "At full coverage every question is answered, the ones the sources do not cover included, "
     "and those count as wrong:\naccuracy there is hit@1 × the share of answerable questions, "
-    "so it lies below hit@1. × marks the index's abstention threshold.")
+    "so it lies below hit@1. × marks where each configuration's own threshold puts it.")
 
 
 def _threshold_point(c: ConfigResult, threshold: float) -> tuple[float, float] | None:
@@ -322,7 +367,8 @@ def write_plot(result: EvalResult, path: Path) -> Path:
     """``plot.png``: hit@k and recall@k per config, and answered accuracy vs coverage.
 
     A configuration identical to an earlier one is drawn dotted on top of it and labelled
-    "same as …"; the coverage panel marks the index's abstention threshold."""
+    "same as …"; the coverage panel marks each configuration at its own abstention
+    threshold."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -355,7 +401,6 @@ def write_plot(result: EvalResult, path: Path) -> Path:
     ax.legend(fontsize=7)
     if panels == 2:
         ax = axes[1]
-        marked = False
         for i, c in enumerate(result.configs):
             if c.coverage:
                 cov = [row[1] for row in c.coverage]
@@ -365,14 +410,12 @@ def write_plot(result: EvalResult, path: Path) -> Path:
                         **{"lw": _width(i, len(result.configs)),
                            **{k: v for k, v in twin.items() if k in ("ls", "lw")}},
                         label=label(c.name))
-                point = (_threshold_point(c, result.abstain_threshold)
-                         if result.abstain_threshold is not None else None)
+                threshold = c.abstain_threshold
+                point = _threshold_point(c, threshold) if threshold is not None else None
                 if point is not None:
                     ax.plot([point[0]], [point[1]], marker="X", ms=10, color=f"C{i}",
                             markeredgecolor="black", ls="none",
-                            label=None if marked else
-                            f"abstention threshold {result.abstain_threshold:g}")
-                    marked = True
+                            label=f"{c.name} abstains below {threshold:g}")
         ax.set_xlabel("coverage (share of questions answered)")
         ax.set_ylabel("answered accuracy (hit@1)")
         ax.set_xlim(0, 1.02)
@@ -380,10 +423,13 @@ def write_plot(result: EvalResult, path: Path) -> Path:
         ax.set_title("accuracy vs coverage as the abstention threshold moves")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-        fig.text(0.5, 0.01, COVERAGE_CAPTION, ha="center", va="bottom", fontsize=7.5)
-        fig.tight_layout(rect=(0, 0.07, 1, 1))
+        fig.text(0.5, 0.01, PLOT_GLOSSARY + "\n" + COVERAGE_CAPTION, ha="center",
+                 va="bottom", fontsize=7.5)
+        fig.tight_layout(rect=(0, 0.13, 1, 1))
     else:
-        fig.tight_layout()
+        fig.text(0.5, 0.01, PLOT_GLOSSARY.split("\n")[0], ha="center", va="bottom",
+                 fontsize=7)
+        fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(path, format="png")
     return Path(path)
 

@@ -143,6 +143,9 @@ class ConfigResult:
     curves: dict[str, list[float]]  # "hit" and "recall" at k = 1..K
     coverage: list[tuple[float, float, float]]  # (threshold, coverage, accuracy)
     mean_first_chars: float | None
+    #: the confidence below which this configuration abstains (question sets): the
+    #: scorer's threshold with the answer scorer, fusion's without it
+    abstain_threshold: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -182,8 +185,6 @@ class EvalResult:
     comparisons: list[Comparison] = field(default_factory=list)
     #: the question set declares it was used for tuning: its figures are in-sample
     in_sample: bool = False
-    #: the index's abstention threshold (question sets), marked on the coverage plot
-    abstain_threshold: float | None = None
 
     @property
     def baseline(self) -> str:
@@ -207,7 +208,6 @@ class EvalResult:
             "split": self.split,
             "n_queries": self.n_queries,
             "in_sample": self.in_sample,
-            "abstain_threshold": self.abstain_threshold,
             "baseline": self.baseline,
             "without_relevant": self.without_relevant,
             "configs": {c.name: c.to_dict() for c in self.configs},
@@ -386,6 +386,7 @@ def run_questions_config(
         curves=_curves(run, qrels, k),
         coverage=coverage,
         mean_first_chars=math.fsum(lengths) / len(lengths) if lengths else None,
+        abstain_threshold=qa.abstain_threshold(**overrides),
     )
 
 
@@ -419,7 +420,6 @@ def evaluate_questions(
         without_relevant=queries_without_relevant(qrels),
         configs=results,
         comparisons=_compare(results, k),
-        abstain_threshold=qa.retrieval_settings.abstain_threshold,
     )
 
 

@@ -388,6 +388,7 @@ def _add_routes(app: FastAPI, service: AnswerService) -> None:
             "documents": len(qa.data.documents),
             "passages": len(qa.data.passages),
             "index": qa.data.folder.name,
+            "disclaimer": qa.disclaimer,
         }
 
     @app.get("/api/sources", tags=["service"])
@@ -403,11 +404,13 @@ def _add_routes(app: FastAPI, service: AnswerService) -> None:
                                      "000_153f9343c5352d90#6779-6991.", max_length=300)],
     ) -> dict[str, Any]:
         """A passage located in its article: the whole document text (``document``), the
-        passage's offsets, its section heading and the article's title and URL."""
+        passage's offsets, its section heading, the article's title and URL, and the
+        corpus's note (``disclaimer``)."""
         from crampqa.articles import locate
 
         check_params(request.query_params, ("source",), "'source'")
-        return locate(service.qa, source).to_dict(full=True)
+        return {**locate(service.qa, source).to_dict(full=True),
+                "disclaimer": service.qa.disclaimer}
 
     @app.api_route("/article", methods=["GET", "HEAD"], include_in_schema=False)
     def article_page() -> Response:

@@ -31,10 +31,15 @@
     return node;
   }
 
+  /** The spans to highlight: none for a weak match, which answers nothing. */
+  function highlightsOf(passage) {
+    return passage.weak || passage.strength === "weak" ? [] : (passage.highlights || []);
+  }
+
   /** Sorted, clamped, non-overlapping [start, end) spans relative to the passage. */
   function relativeSpans(passage) {
     const length = passage.text.length;
-    const spans = (passage.highlights || [])
+    const spans = highlightsOf(passage)
       .map(function (h) {
         return [Math.max(0, h[0] - passage.start), Math.min(length, h[1] - passage.start)];
       })
@@ -53,7 +58,7 @@
    *  Offsets count code points (as Python does), so the text is sliced by code points. */
   function markedText(block, passage, value, offset) {
     const text = Array.from(value);
-    const spans = (passage.highlights || [])
+    const spans = highlightsOf(passage)
       .map(function (h) {
         return [Math.max(0, h[0] - offset), Math.min(text.length, h[1] - offset)];
       })
@@ -102,7 +107,17 @@
 
   const STRENGTH_WORDS = { strong: "Strong match", partial: "Partial match", weak: "Weak match" };
 
-  function renderPassage(passage) {
+  /** The article view of a passage; it carries the question, for its way back. */
+  function articleHref(passage, question) {
+    const params = new URLSearchParams({ source: passage.source_id });
+    if (question) {
+      params.set("q", question);
+      params.set("k", kSelect.value);
+    }
+    return "/article?" + params.toString();
+  }
+
+  function renderPassage(passage, question) {
     const item = el("li", "passage-item");
     const article = el("article", passage.weak ? "passage weak" : "passage");
     const titleId = "passage-title-" + passage.rank;
@@ -138,7 +153,7 @@
     const source = el("p", "source");
     source.appendChild(el("span", "label", "Source "));
     const link = el("a", "source-link");
-    link.href = "/article?source=" + encodeURIComponent(passage.source_id);
+    link.href = articleHref(passage, question);
     link.title = "Read this passage in its article";
     link.appendChild(el("code", "source-id", passage.source_id));
     source.appendChild(link);
@@ -162,18 +177,26 @@
         box.appendChild(el("h2", "results-heading", "Closest passages (weak matches)"));
       }
     }
-    if (answer.note) box.appendChild(el("p", "note", answer.note));
+    if (answer.note && answer.note !== answer.message) {
+      box.appendChild(el("p", "note", answer.note));
+    }
     if (!answer.abstained) {
       const count = passages.length === 1 ? "1 passage" : passages.length + " passages";
       box.appendChild(el("h2", "results-heading", count + " from the sources"));
     }
     if (passages.length) {
       const list = el("ol", "passages");
-      for (const passage of passages) list.appendChild(renderPassage(passage));
+      for (const passage of passages) list.appendChild(renderPassage(passage, answer.question));
       box.appendChild(list);
     }
     box.appendChild(el("p", "disclaimer answer-disclaimer", answer.disclaimer));
     return box;
+  }
+
+  /** The note under the question box: the corpus's own, as the server gives it. */
+  function showDisclaimer(text) {
+    const note = document.getElementById("disclaimer");
+    if (text && note.textContent.replace(/\s+/g, " ").trim() !== text) note.textContent = text;
   }
 
   function show(content) {
@@ -211,6 +234,7 @@
           response.status + ").");
         return;
       }
+      showDisclaimer(data.disclaimer);
       show(renderAnswer(data));
     } catch (error) {
       if (error && error.name === "AbortError") return;
@@ -230,6 +254,11 @@
     }
     ask(question, kSelect.value);
   });
+
+  fetch("/api/health", { headers: { Accept: "application/json" } })
+    .then(function (response) { return response.ok ? response.json() : null; })
+    .then(function (health) { if (health) showDisclaimer(health.disclaimer); })
+    .catch(function () { /* the static note stays */ });
 
   // A link such as /?q=why+do+my+calves+cramp asks straight away.
   const initial = new URLSearchParams(window.location.search);

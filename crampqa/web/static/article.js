@@ -6,7 +6,14 @@
   const box = document.getElementById("article");
   const titleEl = document.getElementById("article-title");
   const meta = document.getElementById("article-meta");
-  const source = new URLSearchParams(window.location.search).get("source") || "";
+  const params = new URLSearchParams(window.location.search);
+  const source = params.get("source") || "";
+  const question = params.get("q");
+  if (question) {  // back to the answers to that question (no referrer is ever sent)
+    const back = new URLSearchParams({ q: question });
+    if (params.get("k")) back.set("k", params.get("k"));
+    document.getElementById("back").href = "/?" + back.toString();
+  }
 
   // only http and https addresses become links; anything else is shown as text
   function webLink(url) {
@@ -35,13 +42,6 @@
     box.setAttribute("aria-busy", "false");
   }
 
-  if (document.referrer && new URL(document.referrer).origin === window.location.origin) {
-    document.getElementById("back").addEventListener("click", function (event) {
-      event.preventDefault();
-      history.back();
-    });
-  }
-
   async function load() {
     if (!source) {
       fail("No source given; open an article from a passage's source link.");
@@ -62,6 +62,10 @@
       fail((data && data.message) || "The article could not be loaded.");
       return;
     }
+    const note = document.getElementById("disclaimer");
+    if (data.disclaimer && note.textContent.replace(/\s+/g, " ").trim() !== data.disclaimer) {
+      note.textContent = data.disclaimer;
+    }
     document.title = "crampqa — " + data.title;
     titleEl.textContent = data.title;
     meta.replaceChildren(el("code", "source-id", data.source_id));
@@ -73,12 +77,29 @@
     const chars = Array.from(data.document);
     const part = function (a, b) { return chars.slice(a, b).join(""); };
     const whole = data.start === 0 && data.end === chars.length;
+    const headings = (data.headings || []).filter(function (h) {
+      return h[0] >= 0 && h[1] <= chars.length && h[1] > h[0];
+    });
+    /** document[a:b] with its section headings styled (verbatim text nodes only). */
+    function withHeadings(target, a, b) {
+      let at = a;
+      for (const h of headings) {
+        const s = Math.max(h[0], a), e = Math.min(h[1], b);
+        if (e <= s || s < at) continue;
+        if (s > at) target.appendChild(document.createTextNode(part(at, s)));
+        target.appendChild(el("strong", "article-heading", part(s, e)));
+        at = e;
+      }
+      if (b > at) target.appendChild(document.createTextNode(part(at, b)));
+      return target;
+    }
     const body = el("div", "article-body");
-    body.appendChild(document.createTextNode(part(0, data.start)));
-    const passage = el(whole ? "span" : "mark", "article-passage", part(data.start, data.end));
+    withHeadings(body, 0, data.start);
+    const passage = withHeadings(el(whole ? "span" : "mark", "article-passage"),
+      data.start, data.end);
     passage.id = "passage";
     body.appendChild(passage);
-    body.appendChild(document.createTextNode(part(data.end)));
+    withHeadings(body, data.end, chars.length);
     box.replaceChildren(body);
     box.setAttribute("aria-busy", "false");
     if (!whole) {
