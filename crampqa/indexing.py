@@ -35,6 +35,7 @@ from crampqa.embedding import Embedder, get_embedder
 from crampqa.errors import CorpusError, DiskFullError, IndexError_, is_disk_full
 from crampqa.lexical import LexicalIndex
 from crampqa.manifest import Action, CorpusRecord, Freshness, IndexInputs, Manifest, freshness
+from crampqa.progress import announce
 from crampqa.store import (
     IndexData,
     PassageTable,
@@ -257,8 +258,6 @@ def write_version(
     plan: BuildPlan,
     vectors: tuple[NDArray[np.float32], NDArray[np.float32]],
     settings: IndexSettings,
-    embedder: Embedder,
-    previous: IndexData | None,
     progress: Progress | None,
 ) -> dict[str, Any]:
     """Write everything but the manifest into ``tmp``; returns the dense index's
@@ -283,18 +282,43 @@ def write_version(
     dense.save(tmp / "dense.faiss")
     if progress:
         progress("dense index", 1, 1)
+    return dense.describe()
+
+
+def prepare_encoder(
+    tmp: Path, embedder: Embedder, index_root: Path, previous: IndexData | None,
+    progress: Progress | None,
+) -> Embedder:
+    """Put the query encoder (the ONNX export of ``embedder``'s weights) into
+    ``tmp/encoder`` and return the embedder the build embeds with: one that runs that
+    export (:class:`~crampqa.embedding.OnnxBuildEmbedder`), or ``embedder`` itself when
+    it has no export (another model, a test's fake).
+
+    The export is made once per model weights: it is copied from the previous version,
+    from the index's current version (also on ``--rebuild``), or from the export cache
+    (:func:`crampqa.encoder_cache.cached_export`) when one of them holds the same weights'.
+    """
     export: Callable[[Path], None] | None = getattr(embedder, "export", None)
-    reusable = previous.folder / "encoder" if previous is not None else None
-    if export is not None and reusable is not None and (reusable / "model.onnx").is_file():
-        # same model weights (freshness checked them): the export would be identical
-        shutil.copytree(reusable, tmp / "encoder")
-    elif export is not None:
+    if export is None:
+        return embedder
+    from crampqa.embedding import OnnxBuildEmbedder
+    from crampqa.encoder_cache import ENCODER_DIR, cached_export, reusable_export, store_export
+
+    target = tmp / ENCODER_DIR
+    identity = embedder.identity(previous.manifest.model if previous is not None else None)
+    source = reusable_export(index_root, identity, previous.folder if previous else None)
+    if source is None:
+        source = cached_export(identity)
+    if source is not None:
+        shutil.copytree(source, target)
+    else:
         if progress:
             progress("exporting query encoder", 0, 1)
-        export(tmp / "encoder")
+        export(target)
+        store_export(target, identity)
         if progress:
             progress("exporting query encoder", 1, 1)
-    return dense.describe()
+    return OnnxBuildEmbedder(embedder, target)
 
 
 def _previous(
@@ -356,11 +380,14 @@ def build_index(
         try:
             with open_runner(engine, settings.model) as runner:
                 plan = plan_build(report.documents, settings, previous, runner)
-                vectors = embed(plan, inputs.embedder, previous, progress, runner)
-                document_vectors = embed_documents(plan.documents, inputs.embedder, runner,
+                announce(progress, plan.added + plan.changed,
+                         "here" if isinstance(runner, LocalRunner) else "on the Ray cluster")
+                embedder = prepare_encoder(tmp, inputs.embedder, index_root, previous,
+                                           progress)
+                vectors = embed(plan, embedder, previous, progress, runner)
+                document_vectors = embed_documents(plan.documents, embedder, runner,
                                                    previous, progress)
-            summary.dense = write_version(tmp, plan, vectors, settings, inputs.embedder,
-                                          previous, progress)
+            summary.dense = write_version(tmp, plan, vectors, settings, progress)
             write_document_level(tmp, plan.documents, document_vectors)
             manifest = Manifest(
                 model=inputs.identity(previous.manifest if previous is not None else None),
