@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from crampqa.abstention import abstain_reason
 from crampqa.config import (
@@ -43,6 +43,7 @@ from crampqa.errors import (
 from crampqa.indexing import BuildSummary, UpgradeSummary, add_document_level, build_index
 from crampqa.lexical import LexicalIndex
 from crampqa.manifest import IndexInputs, Manifest, freshness
+from crampqa.progress import default_progress
 from crampqa.results import (
     NOT_ENGLISH_NOTE,
     Answer,
@@ -125,7 +126,7 @@ class CrampQA:
         *,
         settings: IndexSettings | None = None,
         rebuild: bool = False,
-        progress: Progress | None = None,
+        progress: Progress | Literal[False] | None = None,
         embedder: Embedder | None = None,
         wait_for_lock: bool = False,
         engine: str | EngineSettings = "local",
@@ -150,6 +151,7 @@ class CrampQA:
             from crampqa.milvus import connect
 
             connect(search).close()  # not installed or not reachable: fail before building
+        progress = default_progress(progress)
         summary = build_index(corpus, index, settings=settings, embedder=embedder,
                               progress=progress, rebuild=rebuild, wait_for_lock=wait_for_lock,
                               engine=where)
@@ -161,7 +163,7 @@ class CrampQA:
         cls,
         index_dir: Path | str | None = None,
         *,
-        progress: Progress | None = None,
+        progress: Progress | Literal[False] | None = None,
         embedder: Embedder | None = None,
         wait_for_lock: bool = False,
         engine: str | EngineSettings = "local",
@@ -172,7 +174,7 @@ class CrampQA:
         built without them, as a new version (atomic); passages are not re-embedded.
         ``engine="ray"`` embeds the documents on a Ray cluster, as in :meth:`build`."""
         index = Path(index_dir) if index_dir else default_index_dir()
-        return add_document_level(index, embedder=embedder, progress=progress,
+        return add_document_level(index, embedder=embedder, progress=default_progress(progress),
                                   wait_for_lock=wait_for_lock,
                                   engine=_engine_settings(engine, address, workers))
 
@@ -184,7 +186,7 @@ class CrampQA:
         *,
         auto_build: bool = True,
         settings: IndexSettings | None = None,
-        progress: Progress | None = None,
+        progress: Progress | Literal[False] | None = None,
         embedder: Embedder | None = None,
         query_encoder: Encoder | None = None,
         search: SearchSettings | None = None,
@@ -223,9 +225,10 @@ class CrampQA:
                 raise IndexError_(f"The index in {index} needs building ({reason}); "
                                   "run `crampqa index`.")
             try:
+                shown = default_progress(progress)
                 summary = build_index(corpus, index, settings=settings, embedder=embedder,
-                                      progress=progress)
-                summary.search_note = sync_search(index, None, progress)
+                                      progress=shown)
+                summary.search_note = sync_search(index, None, shown)
             except IndexLockedError:
                 if folder is None:
                     raise
