@@ -228,9 +228,33 @@ def embed(
                 new_rows, old_rows = zip(*pairs, strict=True)
                 out[list(new_rows)] = old[list(old_rows)]
     runner = runner or LocalRunner()
-    runner.embed(embedder, plan.passage_jobs, passages, "passages", progress)
-    runner.embed(embedder, plan.sentence_jobs, sentences, "sentences", progress)
+    embed_jobs(runner, embedder, plan.passage_jobs, passages, "passages", progress)
+    embed_jobs(runner, embedder, plan.sentence_jobs, sentences, "sentences", progress)
     return passages, sentences
+
+
+def embed_jobs(runner: Runner, embedder: Embedder, jobs: list[Job], out: NDArray[np.float32],
+               stage: str, progress: Progress | None) -> None:
+    """Fill ``out[row]`` for every job, embedding each distinct text once (a corpus
+    repeats boilerplate: "Key Points", a shared list item, a duplicated document) and
+    copying its vector to the other rows of the same text."""
+    first: dict[str, int] = {}
+    unique: list[Job] = []
+    rows: list[int] = []
+    sources: list[int] = []
+    for row, text in jobs:
+        k = first.get(text)
+        if k is None:
+            k = first[text] = len(unique)
+            unique.append((k, text))
+        rows.append(row)
+        sources.append(k)
+    if len(unique) == len(jobs):
+        runner.embed(embedder, jobs, out, stage, progress)
+        return
+    vectors = np.zeros((len(unique), out.shape[1]), dtype=np.float32)
+    runner.embed(embedder, unique, vectors, stage, progress)
+    out[rows] = vectors[sources]
 
 
 def _embed(
@@ -301,13 +325,14 @@ def prepare_encoder(
     export: Callable[[Path], None] | None = getattr(embedder, "export", None)
     if export is None:
         return embedder
-    from crampqa.embedding import OnnxBuildEmbedder
+    from crampqa.embedding import OnnxBuildEmbedder, SentenceTransformerEmbedder
     from crampqa.encoder_cache import ENCODER_DIR, cached_export, reusable_export, store_export
 
     target = tmp / ENCODER_DIR
+    real = isinstance(embedder, SentenceTransformerEmbedder)  # its export is ONNX
     identity = embedder.identity(previous.manifest.model if previous is not None else None)
     source = reusable_export(index_root, identity, previous.folder if previous else None)
-    if source is None:
+    if source is None and real:
         source = cached_export(identity)
     if source is not None:
         shutil.copytree(source, target)
@@ -315,10 +340,11 @@ def prepare_encoder(
         if progress:
             progress("exporting query encoder", 0, 1)
         export(target)
-        store_export(target, identity)
+        if real:
+            store_export(target, identity)
         if progress:
             progress("exporting query encoder", 1, 1)
-    return OnnxBuildEmbedder(embedder, target)
+    return OnnxBuildEmbedder(embedder, target) if real else embedder
 
 
 def _previous(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import os
 import re
 import shutil
 from collections.abc import Iterator, Sequence
@@ -59,6 +60,21 @@ class FakeDefaultEmbedder(FakeEmbedder):
 
 
 EMBEDDERS[FAKE_MODEL] = FakeEmbedder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def encoder_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Builds keep their ONNX export cache in the test session's temporary folder, not in
+    the user's cache folder."""
+    from crampqa.encoder_cache import CACHE_ENV
+
+    saved = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("encoder-cache"))
+    yield
+    if saved is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = saved
 
 
 @pytest.fixture
