@@ -118,3 +118,21 @@ def store_export(source: Path, identity: ModelIdentity) -> None:
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def export_for(embedder: object, identity: ModelIdentity) -> Path | None:
+    """An ONNX export of ``embedder``'s weights on this machine, for a build worker: the
+    cached one, else a fresh export stored in the cache (or, with the cache off, in a
+    temporary folder that lives as long as the process). None when ``embedder`` is not
+    the sentence-transformers model (nothing to export)."""
+    from crampqa.embedding import SentenceTransformerEmbedder
+
+    if not isinstance(embedder, SentenceTransformerEmbedder):
+        return None
+    found = cached_export(identity)
+    if found is not None:
+        return found
+    folder = Path(tempfile.mkdtemp(prefix="crampqa-export-")) / ENCODER_DIR
+    embedder.export(folder)
+    store_export(folder, identity)
+    return cached_export(identity) or folder

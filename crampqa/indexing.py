@@ -491,6 +491,16 @@ def add_document_level(
         try:
             for rel in previous.manifest.files:
                 _link_or_copy(folder / rel, tmp / rel)
+            from crampqa.embedding import OnnxBuildEmbedder, SentenceTransformerEmbedder
+            from crampqa.encoder_cache import ENCODER_DIR
+
+            export = folder / ENCODER_DIR
+            if isinstance(model, SentenceTransformerEmbedder) and \
+                    (export / "model.onnx").is_file():
+                model = OnnxBuildEmbedder(model, export)  # the version's own export
+            announce(progress, len(previous.documents),
+                     "here" if engine is None or engine.engine is BuildEngine.LOCAL
+                     else "on the Ray cluster", what="documents and titles", share=0.3)
             with open_runner(engine, previous.manifest.model.name) as runner:
                 vectors = embed_documents(previous.documents, model, runner, None, progress)
             write_document_level(tmp, previous.documents, vectors)

@@ -41,20 +41,23 @@ def duration(seconds: float) -> str:
     return f"about {seconds / 3600:.1f} hours"
 
 
-def announce(progress: Progress | None, documents: int, engine: str = "here") -> None:
+def announce(progress: Progress | None, documents: int, engine: str = "here",
+             what: str = "passages, sentences, documents and titles",
+             share: float = 1.0) -> None:
     """Before embedding ``documents`` documents: say so, with the usual time, through
-    ``progress.notice`` (when it has one) if there are more than :data:`NOTICE_DOCUMENTS`."""
+    ``progress.notice`` (when it has one) if there are more than :data:`NOTICE_DOCUMENTS`.
+    ``share``: the part of a whole build's embedding that ``what`` is."""
     notice = getattr(progress, "notice", None)
     if notice is None or documents <= NOTICE_DOCUMENTS:
         return
     from crampqa.embedding import build_threads
 
     cpus = build_threads()
-    rate = DOCUMENTS_PER_S_PER_CPU * cpus
-    notice(f"Embedding {documents:,} documents {engine}: passages, sentences, documents and "
-           f"titles. That usually takes {duration(documents / rate)} on {cpus} CPU(s) "
-           f"(about {rate:.0f} documents/s; more for long documents or a busy machine). "
-           "Progress follows.")
+    rate = DOCUMENTS_PER_S_PER_CPU * cpus / max(share, 1e-3)
+    usual = duration(documents / rate)
+    notice(f"Embedding {documents:,} documents {engine}: {what}. That usually takes {usual} "
+           f"on {cpus} CPU(s) (about {rate:.0f} documents/s; longer for long documents or "
+           "on a busy machine). Progress follows.")
 
 
 class ProgressLines:
