@@ -158,6 +158,11 @@ class SentenceTransformerEmbedder:
         export_onnx(self.path, folder)
 
 
+#: Texts per onnxruntime call in a build. Small batches of similar lengths were the
+#: fastest on the 2-CPU reference machine (150 MedQuAD passages, sorted by length:
+#: batches of 4-8 took 2.8-2.9 s, 16 3.4 s, 32 4.0 s; torch at 32: 11.6 s) and give the
+#: same vectors to float rounding (docs/performance.md).
+ONNX_BUILD_BATCH = 8
 #: Most intra-op threads a build's ONNX session uses.
 MAX_BUILD_THREADS = 8
 
@@ -207,9 +212,10 @@ class OnnxBuildEmbedder:
         return self.inner.identity(known)
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        """Embed with onnxruntime: batches of similar token lengths, mean pooling,
+        """Embed with onnxruntime: batches of :data:`ONNX_BUILD_BATCH` texts of similar
+        token lengths (``batch_size``, sized for torch, is not used), mean pooling,
         normalised."""
-        return self._encoder.encode(texts, batch_size=batch_size)
+        return self._encoder.encode(texts, batch_size=ONNX_BUILD_BATCH)
 
 
 #: Registered embedders by model name; tests register a fake one here.
