@@ -84,7 +84,11 @@ def record(out: Path, files: list[Path], corpus: Path | None, index: Path,
         for path in files:
             with (out / f"{path.stem}.jsonl").open("w", encoding="utf-8") as handle:
                 for row in _lines(path):
+                    if "question" not in row:  # a file's header line (e.g. "tuning")
+                        continue
                     for name, overrides in configs.items():
+                        if "naive" in overrides:  # document-level sets only
+                            continue
                         answer = qa.ask(row["question"], k=k, **overrides).to_dict()
                         handle.write(json.dumps({"id": row["id"], "config": name,
                                                  "answer": answer}, ensure_ascii=False) + "\n")

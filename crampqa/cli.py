@@ -6,7 +6,6 @@ Errors become one line and an exit code in exactly one place, :func:`main`.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from typer.core import TyperCommand
 
 from crampqa.config import DEFAULT_K, Progress, SearchSettings, env_flag
 from crampqa.errors import CrampQAError, InputError, unexpected
+from crampqa.progress import PROGRESS_INTERVAL_S, ProgressLines  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:  # imported where used, so that `crampqa --help` stays quick
     from crampqa.engine import CrampQA
@@ -112,36 +112,6 @@ def search_settings(backend: str | None, uri: str | None,
     return SearchSettings(chosen, uri or "", collection or DEFAULT_COLLECTION)
 
 
-#: Seconds between two progress lines when standard error is not a terminal.
-PROGRESS_INTERVAL_S = 5.0
-
-
-class ProgressLines:
-    """Build progress as plain lines on stderr (CI logs, nohup): a line with done/total,
-    rate and ETA every :data:`PROGRESS_INTERVAL_S` seconds per stage, never more often."""
-
-    def __init__(self, interval: float = PROGRESS_INTERVAL_S) -> None:
-        import time
-
-        self.clock = time.monotonic
-        self.interval = interval
-        self.started: dict[str, float] = {}
-        self.last: dict[str, float] = {}
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        now = self.clock()
-        started = self.started.setdefault(stage, now)
-        if now - self.last.get(stage, started) < self.interval:
-            return
-        self.last[stage] = now
-        elapsed = max(now - started, 1e-9)
-        rate = done / elapsed
-        eta = (total - done) / rate if rate > 0 and total >= done else None
-        eta_text = f"ETA {int(eta) // 60}:{int(eta) % 60:02d}" if eta is not None else "ETA ?"
-        percent = f" ({100 * done / total:.0f}%)" if total > 0 else ""
-        _stderr(f"{stage}: {done}/{total}{percent}, {rate:,.1f}/s, {eta_text}")
-
-
 @contextmanager
 def build_progress(enabled: bool) -> Iterator[Progress | None]:
     """Build progress on stderr: a rich bar (rate and ETA) at a terminal, otherwise a plain
@@ -173,13 +143,17 @@ def build_progress(enabled: bool) -> Iterator[Progress | None]:
                    console=err, transient=True)
     tasks: dict[str, Any] = {}
 
-    def update(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            tasks[stage] = bar.add_task(stage, total=max(total, 1))
-        bar.update(tasks[stage], completed=done, total=max(total, 1))
+    class BarProgress:
+        def __call__(self, stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=max(total, 1))
+            bar.update(tasks[stage], completed=done, total=max(total, 1))
+
+        def notice(self, text: str) -> None:
+            bar.console.print(text, markup=False, highlight=False)
 
     with bar:
-        yield update
+        yield BarProgress()
 
 
 def _stderr(message: str) -> None:
@@ -213,7 +187,7 @@ def _open(corpus: Path | None, index: Path | None, quiet: bool = False,
     what a build did and any notice, such as answering from the previous version."""
     from crampqa.engine import CrampQA
 
-    with build_progress(not quiet) as progress:
+    with build_progress(True) as progress:  # on stderr: also under --json
         qa = CrampQA.open(corpus, index, progress=progress, search=search)
     _report_opened(qa, quiet)
     return qa
@@ -576,7 +550,7 @@ def eval_(
     def opened(qa: CrampQA) -> None:
         _report_opened(qa, quiet=as_json)
 
-    with build_progress(not as_json) as progress:
+    with build_progress(True) as progress:  # on stderr: also under --json
         result = evaluate_path(target, names, k=k, split=split, limit=limit, corpus=corpus,
                                index=index, progress=progress, on_open=opened,
                                search=search_settings(backend, uri, collection),

@@ -100,10 +100,13 @@ def embed_documents(
             vectors[i], titles[i] = old.vectors[j], old.titles[j]
         else:
             todo.append(i)
-    runner.embed(embedder, [(i, whole_text(documents[i])) for i in todo], vectors,
-                 "documents", progress)
-    runner.embed(embedder, [(i, documents[i].title) for i in todo if has_title(documents[i])],
-                 titles, "titles", progress)
+    from crampqa.indexing import embed_jobs
+
+    embed_jobs(runner, embedder, [(i, whole_text(documents[i])) for i in todo], vectors,
+               "documents", progress)
+    embed_jobs(runner, embedder,
+               [(i, documents[i].title) for i in todo if has_title(documents[i])],
+               titles, "titles", progress)
     return vectors, titles
 
 

@@ -9,6 +9,7 @@ weights hash) that an index records and that decides whether the index is fresh.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -155,6 +156,66 @@ class SentenceTransformerEmbedder:
         from crampqa.onnx_encoder import export_onnx
 
         export_onnx(self.path, folder)
+
+
+#: Texts per onnxruntime call in a build. Small batches of similar lengths were the
+#: fastest on the 2-CPU reference machine (150 MedQuAD passages, sorted by length:
+#: batches of 4-8 took 2.8-2.9 s, 16 3.4 s, 32 4.0 s; torch at 32: 11.6 s) and give the
+#: same vectors to float rounding (docs/performance.md).
+ONNX_BUILD_BATCH = 8
+#: Most intra-op threads a build's ONNX session uses.
+MAX_BUILD_THREADS = 8
+
+
+def build_threads(cgroup_cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """Threads for build-time embedding: one per usable CPU (the process's affinity,
+    lowered by a cgroup v2 CPU quota), at most :data:`MAX_BUILD_THREADS`. One pool of
+    that size, and nothing else computing beside it, so the CPUs are not oversubscribed."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cpus = os.cpu_count() or 1
+    try:
+        quota, period = cgroup_cpu_max.read_text(encoding="ascii").split()[:2]
+        if quota != "max" and int(period) > 0:
+            cpus = min(cpus, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):  # no cgroup v2 limit to read
+        pass
+    return max(1, min(cpus, MAX_BUILD_THREADS))
+
+
+class OnnxBuildEmbedder:
+    """Build-time embedder: ``inner``'s name and identity, vectors from the ONNX export of
+    the same weights (the encoder the query path uses), on :func:`build_threads` threads.
+
+    The export is checked against torch when it is made (``export_onnx``); its vectors
+    match sentence-transformers' to float rounding (docs/performance.md), and the build
+    no longer needs torch when the export can be reused.
+    """
+
+    def __init__(self, inner: Embedder, folder: Path, threads: int | None = None) -> None:
+        from crampqa.onnx_encoder import OnnxEncoder
+
+        self.inner = inner
+        self.folder = Path(folder)
+        self.name = inner.name
+        self._encoder = OnnxEncoder(self.folder, threads=threads or build_threads(),
+                                    name=inner.name)
+
+    @property
+    def dim(self) -> int:
+        """Length of every vector."""
+        return self.inner.dim
+
+    def identity(self, known: ModelIdentity | None = None) -> ModelIdentity:
+        """The wrapped embedder's identity (same weights)."""
+        return self.inner.identity(known)
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Embed with onnxruntime: batches of :data:`ONNX_BUILD_BATCH` texts of similar
+        token lengths (``batch_size``, sized for torch, is not used), mean pooling,
+        normalised."""
+        return self._encoder.encode(texts, batch_size=ONNX_BUILD_BATCH)
 
 
 #: Registered embedders by model name; tests register a fake one here.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from crampqa.abstention import abstain_reason
 from crampqa.config import (
@@ -54,6 +54,7 @@ from crampqa.indexing import (
 from crampqa.lexical import LexicalIndex
 from crampqa.manifest import IndexInputs, Manifest, freshness
 from crampqa.presentation import strength
+from crampqa.progress import default_progress
 from crampqa.results import (
     DISCLAIMER,
     NOT_ENGLISH_NOTE,
@@ -153,7 +154,7 @@ class CrampQA:
         *,
         settings: IndexSettings | None = None,
         rebuild: bool = False,
-        progress: Progress | None = None,
+        progress: Progress | Literal[False] | None = None,
         embedder: Embedder | None = None,
         wait_for_lock: bool = False,
         engine: str | EngineSettings = "local",
@@ -191,6 +192,7 @@ class CrampQA:
             from crampqa.milvus import connect
 
             connect(search).close()  # not installed or not reachable: fail before building
+        progress = default_progress(progress)
         summary = build_index(corpus, index, settings=settings, embedder=embedder,
                               progress=progress, rebuild=rebuild, wait_for_lock=wait_for_lock,
                               engine=where, replace_corpus=replace_corpus)
@@ -202,7 +204,7 @@ class CrampQA:
         cls,
         index_dir: Path | str | None = None,
         *,
-        progress: Progress | None = None,
+        progress: Progress | Literal[False] | None = None,
         embedder: Embedder | None = None,
         wait_for_lock: bool = False,
         engine: str | EngineSettings = "local",
@@ -213,7 +215,7 @@ class CrampQA:
         built without them, as a new version (atomic); passages are not re-embedded.
         ``engine="ray"`` embeds the documents on a Ray cluster, as in :meth:`build`."""
         index = Path(index_dir) if index_dir else default_index_dir()
-        return add_document_level(index, embedder=embedder, progress=progress,
+        return add_document_level(index, embedder=embedder, progress=default_progress(progress),
                                   wait_for_lock=wait_for_lock,
                                   engine=_engine_settings(engine, address, workers))
 
@@ -225,7 +227,7 @@ class CrampQA:
         *,
         auto_build: bool = True,
         settings: IndexSettings | None = None,
-        progress: Progress | None = None,
+        progress: Progress | Literal[False] | None = None,
         embedder: Embedder | None = None,
         query_encoder: Encoder | None = None,
         search: SearchSettings | None = None,
@@ -271,9 +273,10 @@ class CrampQA:
                 raise IndexError_(f"The index in {index} needs building ({reason}); "
                                   "run `crampqa index`.")
             try:
+                shown = default_progress(progress)
                 summary = build_index(corpus, index, settings=settings, embedder=embedder,
-                                      progress=progress)
-                summary.search_note = sync_search(index, None, progress)
+                                      progress=shown)
+                summary.search_note = sync_search(index, None, shown)
             except IndexLockedError:
                 if folder is None:
                     raise

@@ -57,6 +57,7 @@ from crampqa.manifest import (
     Manifest,
     freshness,
 )
+from crampqa.progress import announce
 from crampqa.store import (
     IndexData,
     PassageTable,
@@ -255,9 +256,33 @@ def embed(
                 new_rows, old_rows = zip(*pairs, strict=True)
                 out[list(new_rows)] = old[list(old_rows)]
     runner = runner or LocalRunner()
-    runner.embed(embedder, plan.passage_jobs, passages, "passages", progress)
-    runner.embed(embedder, plan.sentence_jobs, sentences, "sentences", progress)
+    embed_jobs(runner, embedder, plan.passage_jobs, passages, "passages", progress)
+    embed_jobs(runner, embedder, plan.sentence_jobs, sentences, "sentences", progress)
     return passages, sentences
+
+
+def embed_jobs(runner: Runner, embedder: Embedder, jobs: list[Job], out: NDArray[np.float32],
+               stage: str, progress: Progress | None) -> None:
+    """Fill ``out[row]`` for every job, embedding each distinct text once (a corpus
+    repeats boilerplate: "Key Points", a shared list item, a duplicated document) and
+    copying its vector to the other rows of the same text."""
+    first: dict[str, int] = {}
+    unique: list[Job] = []
+    rows: list[int] = []
+    sources: list[int] = []
+    for row, text in jobs:
+        k = first.get(text)
+        if k is None:
+            k = first[text] = len(unique)
+            unique.append((k, text))
+        rows.append(row)
+        sources.append(k)
+    if len(unique) == len(jobs):
+        runner.embed(embedder, jobs, out, stage, progress)
+        return
+    vectors = np.zeros((len(unique), out.shape[1]), dtype=np.float32)
+    runner.embed(embedder, unique, vectors, stage, progress)
+    out[rows] = vectors[sources]
 
 
 def _embed(
@@ -285,8 +310,6 @@ def write_version(
     plan: BuildPlan,
     vectors: tuple[NDArray[np.float32], NDArray[np.float32]],
     settings: IndexSettings,
-    embedder: Embedder,
-    previous: IndexData | None,
     progress: Progress | None,
 ) -> dict[str, Any]:
     """Write everything but the manifest into ``tmp``; returns the dense index's
@@ -311,18 +334,45 @@ def write_version(
     dense.save(tmp / "dense.faiss")
     if progress:
         progress("dense index", 1, 1)
+    return dense.describe()
+
+
+def prepare_encoder(
+    tmp: Path, embedder: Embedder, index_root: Path, previous: IndexData | None,
+    progress: Progress | None,
+) -> Embedder:
+    """Put the query encoder (the ONNX export of ``embedder``'s weights) into
+    ``tmp/encoder`` and return the embedder the build embeds with: one that runs that
+    export (:class:`~crampqa.embedding.OnnxBuildEmbedder`), or ``embedder`` itself when
+    it has no export (another model, a test's fake).
+
+    The export is made once per model weights: it is copied from the previous version,
+    from the index's current version (also on ``--rebuild``), or from the export cache
+    (:func:`crampqa.encoder_cache.cached_export`) when one of them holds the same weights'.
+    """
     export: Callable[[Path], None] | None = getattr(embedder, "export", None)
-    reusable = previous.folder / "encoder" if previous is not None else None
-    if export is not None and reusable is not None and (reusable / "model.onnx").is_file():
-        # same model weights (freshness checked them): the export would be identical
-        shutil.copytree(reusable, tmp / "encoder")
-    elif export is not None:
+    if export is None:
+        return embedder
+    from crampqa.embedding import OnnxBuildEmbedder, SentenceTransformerEmbedder
+    from crampqa.encoder_cache import ENCODER_DIR, cached_export, reusable_export, store_export
+
+    target = tmp / ENCODER_DIR
+    real = isinstance(embedder, SentenceTransformerEmbedder)  # its export is ONNX
+    identity = embedder.identity(previous.manifest.model if previous is not None else None)
+    source = reusable_export(index_root, identity, previous.folder if previous else None)
+    if source is None and real:
+        source = cached_export(identity)
+    if source is not None:
+        shutil.copytree(source, target)
+    else:
         if progress:
             progress("exporting query encoder", 0, 1)
-        export(tmp / "encoder")
+        export(target)
+        if real:
+            store_export(target, identity)
         if progress:
             progress("exporting query encoder", 1, 1)
-    return dense.describe()
+    return OnnxBuildEmbedder(embedder, target) if real else embedder
 
 
 def _previous(
@@ -444,11 +494,14 @@ def build_index(
         try:
             with open_runner(engine, settings.model) as runner:
                 plan = plan_build(report.documents, settings, previous, runner)
-                vectors = embed(plan, inputs.embedder, previous, progress, runner)
-                document_vectors = embed_documents(plan.documents, inputs.embedder, runner,
+                announce(progress, plan.added + plan.changed,
+                         "here" if isinstance(runner, LocalRunner) else "on the Ray cluster")
+                embedder = prepare_encoder(tmp, inputs.embedder, index_root, previous,
+                                           progress)
+                vectors = embed(plan, embedder, previous, progress, runner)
+                document_vectors = embed_documents(plan.documents, embedder, runner,
                                                    previous, progress)
-            summary.dense = write_version(tmp, plan, vectors, settings, inputs.embedder,
-                                          previous, progress)
+            summary.dense = write_version(tmp, plan, vectors, settings, progress)
             write_document_level(tmp, plan.documents, document_vectors)
             manifest = Manifest(
                 model=inputs.identity(previous.manifest if previous is not None else None),
@@ -526,6 +579,16 @@ def add_document_level(
         try:
             for rel in previous.manifest.files:
                 _link_or_copy(folder / rel, tmp / rel)
+            from crampqa.embedding import OnnxBuildEmbedder, SentenceTransformerEmbedder
+            from crampqa.encoder_cache import ENCODER_DIR
+
+            export = folder / ENCODER_DIR
+            if isinstance(model, SentenceTransformerEmbedder) and \
+                    (export / "model.onnx").is_file():
+                model = OnnxBuildEmbedder(model, export)  # the version's own export
+            announce(progress, len(previous.documents),
+                     "here" if engine is None or engine.engine is BuildEngine.LOCAL
+                     else "on the Ray cluster", what="documents and titles", share=0.3)
             with open_runner(engine, previous.manifest.model.name) as runner:
                 vectors = embed_documents(previous.documents, model, runner, None, progress)
             write_document_level(tmp, previous.documents, vectors)

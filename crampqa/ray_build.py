@@ -77,21 +77,29 @@ def chunk_batch(batch: dict[str, NDArray[Any]], chunk: dict[str, int]) -> dict[s
 
 
 class EmbedWorker:
-    """A Ray Data worker: loads the model once, then embeds batch after batch."""
+    """A Ray Data worker: loads the model once, then embeds batch after batch, with the
+    ONNX export of the weights (as a local build does; the node's export cache, or one
+    export per node) on ``threads`` threads."""
 
     def __init__(self, model: str, weights_sha256: str | None, threads: int) -> None:
-        import torch
+        from crampqa.embedding import OnnxBuildEmbedder, get_embedder
+        from crampqa.encoder_cache import export_for
 
-        from crampqa.embedding import get_embedder
-
-        torch.set_num_threads(threads)
-        self.embedder = get_embedder(model)
-        found = self.embedder.identity().weights_sha256
+        inner = get_embedder(model)
+        identity = inner.identity()
+        found = identity.weights_sha256
         if weights_sha256 is not None and found != weights_sha256:
             raise ModelError(f"The model '{model}' on a Ray worker has other weights "
                              f"(sha256 {found[:12]}) than this machine's "
                              f"({weights_sha256[:12]}); install the same model package "
                              "on every node.")
+        folder = export_for(inner, identity)
+        self.embedder: Embedder = inner if folder is None else \
+            OnnxBuildEmbedder(inner, folder, threads=threads)
+        if folder is None:
+            import torch
+
+            torch.set_num_threads(threads)
 
     def __call__(self, batch: dict[str, NDArray[Any]]) -> dict[str, NDArray[Any]]:
         """The batch's vectors, with the rows they fill."""

@@ -126,6 +126,21 @@ def chromium_or_skip() -> Path:
     return found
 
 
+@pytest.fixture(scope="session", autouse=True)
+def encoder_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Builds keep their ONNX export cache in the test session's temporary folder, not in
+    the user's cache folder."""
+    from crampqa.encoder_cache import CACHE_ENV
+
+    saved = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("encoder-cache"))
+    yield
+    if saved is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = saved
+
+
 @pytest.fixture
 def fake_default_model(monkeypatch: pytest.MonkeyPatch) -> None:
     """The default model name maps to :class:`FakeDefaultEmbedder` (nothing loads the real

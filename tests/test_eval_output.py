@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from crampqa import CrampQA
 from crampqa.config import PROJECT_ROOT
 from crampqa.errors import EvalError
 from crampqa.evaluation.datasets import beir_split, load_questions, question_set_header
@@ -21,7 +22,7 @@ from crampqa.evaluation.report import (
     same_as,
     write_plot,
 )
-from crampqa.evaluation.runner import EvalResult, evaluate_path
+from crampqa.evaluation.runner import EvalResult, evaluate_path, evaluate_questions
 from tests.conftest import CORPUS
 from tests.test_eval import fake_open, write_beir
 

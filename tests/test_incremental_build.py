@@ -10,6 +10,7 @@ import pytest
 
 from crampqa import CrampQA
 from crampqa.config import MODEL_NAME, ChunkSettings, IndexSettings
+from crampqa.embedding import ModelIdentity
 from crampqa.store import current_version
 from tests.conftest import FakeDefaultEmbedder, FakeEmbedder
 from tests.support import ask_json, cli_lines, mixed_tree, run_index, summary_line, write
@@ -96,4 +97,17 @@ def test_unchanged_model_reuses_the_previous_query_encoder_export(tmp_path: Path
     assert ExportingEmbedder.exports == 1  # copied, not exported again
     assert (second / "encoder" / "model.onnx").read_bytes() == b"fake onnx export"  # type: ignore[operator]
     CrampQA.build(corpus, idx, embedder=ExportingEmbedder(), rebuild=True)
-    assert ExportingEmbedder.exports == 2  # a full rebuild exports afresh
+    assert ExportingEmbedder.exports == 1  # a full rebuild of the same weights copies it too
+
+
+def test_other_weights_are_exported_afresh(tmp_path: Path) -> None:
+    corpus, idx = mixed_tree(tmp_path / "corpus"), tmp_path / "index"
+    ExportingEmbedder.exports = 0
+    CrampQA.build(corpus, idx, embedder=ExportingEmbedder())
+
+    class OtherWeights(ExportingEmbedder):
+        def identity(self, known: ModelIdentity | None = None) -> ModelIdentity:
+            return ModelIdentity(self.name, "0" * 64)
+
+    CrampQA.build(corpus, idx, embedder=OtherWeights(), rebuild=True)
+    assert ExportingEmbedder.exports == 2
