@@ -60,3 +60,28 @@ def test_filler_words_are_never_named_as_missing(real_qa: CrampQA) -> None:
     if answer.abstained and answer.reason == "unknown_terms":
         # every word it names is a subject word the five articles never use
         assert answer.message is not None and "pregnancy" in answer.message
+
+
+def test_strength_words_are_calibrated_on_the_development_sets(real_qa: CrampQA) -> None:
+    """"strong" means: on the development sets, at least 90 % of first passages called
+    strong answer the question (in-sample: STRONG_CONFIDENCE was chosen there), and a
+    "partial" first passage answers less often than a strong one."""
+    from crampqa.config import PROJECT_ROOT
+    from crampqa.evaluation.datasets import contains_evidence, load_questions
+    from crampqa.presentation import strength
+
+    counts = {"strong": [0, 0], "partial": [0, 0]}
+    for name in ("dev.jsonl", "dev2.jsonl"):
+        for q in load_questions(PROJECT_ROOT / "eval" / name):
+            answer = real_qa.ask(q.question, k=1)
+            if answer.abstained:
+                continue
+            first = answer.passages[0]
+            word = strength(first, answer)
+            answers = q.answerable and contains_evidence(first.text, q.evidence)
+            counts[word][0] += answers
+            counts[word][1] += 1
+    strong_hits, strong_n = counts["strong"]
+    partial_hits, partial_n = counts["partial"]
+    assert strong_n >= 10 and strong_hits / strong_n >= 0.9, counts
+    assert partial_hits / partial_n < strong_hits / strong_n, counts
