@@ -23,6 +23,16 @@ _STOPWORDS = frozenset(
     whom why will with would you your yours yourself get got really thing things im ive dont
     doesnt cant wont isnt arent whats hows ok also much many lot lots per""".split()
 )
+#: Words that say how a question is asked, not what it is about: a reason never names them
+#: as a subject the sources lack ("should I worry about …", "what helps …").
+_FILLER = frozenset(
+    """worry worried worrying concern concerned help helps helping helpful best better good
+    bad normal okay fine safe need needs want wants know tell explain mean means cause causes
+    causing happen happens happening make makes stop stops prevent way ways work works
+    anything something someone anyone people person thing kind sort type types actually
+    usually often always sometimes ever never still even maybe probably possible possibly
+    likely quick quickly fast right wrong real really sure""".split()
+)
 
 
 #: BM25 parameters (bm25s's "lucene" scoring); the Milvus backend uses the same.
@@ -210,25 +220,47 @@ class LexicalIndex:
     def unknown_share(self, question: str) -> float:
         """Share of the question's content words the corpus never uses.
 
-        A word within a small edit of a corpus word (a typo) counts as known.
+        A word within a small edit of a corpus word (a typo) counts as known, and so do the
+        words of a lay phrase whose synonym the corpus uses ("charley horse").
         """
         tokens = tokenize(question)
         if not tokens:
             return 1.0
-        return sum(not self._known(t) for t in tokens) / len(tokens)
+        covered = {stem for word in self._covered_by_synonyms(question)
+                   for stem in tokenize(word)}
+        return sum(not self._known(t) and t not in covered for t in tokens) / len(tokens)
 
     def unknown_words(self, question: str) -> list[str]:
-        """The question's content words (as written, lower case) that the corpus never
-        uses, typos of corpus words excluded; each once, in question order."""
+        """The question's subject words (as written, lower case) that the corpus never
+        uses; each once, in question order.
+
+        Not counted: typos of corpus words, filler words that say how a question is asked
+        ("worry", "helps"), and the words of a lay phrase whose synonym the corpus uses
+        ("charley horse" when it says "cramp")."""
+        covered = self._covered_by_synonyms(question)
         words: list[str] = []
         for word in _TOKEN.findall(question.lower()):
             word = word.replace("’", "'").split("'")[0]
-            if not word or word in _STOPWORDS or word in words:
+            if not word or word in _STOPWORDS or word in _FILLER or word in covered \
+                    or word in words:
                 continue
             stems = tokenize(word)
             if stems and not self._known(stems[0]):
                 words.append(word)
         return words
+
+    def _covered_by_synonyms(self, question: str) -> set[str]:
+        """Words of the question's lay phrases (synonym table) for which the corpus uses
+        at least one of the phrase's synonyms."""
+        lowered = " " + " ".join(_TOKEN.findall(question.lower())) + " "
+        covered: set[str] = set()
+        for phrase, targets in synonyms().items():
+            if f" {phrase} " not in lowered:
+                continue
+            if any(all(self._known(stem) for stem in tokenize(target)) and tokenize(target)
+                   for target in targets):
+                covered.update(phrase.split())
+        return covered
 
     def scores(self, question: str, expand: bool = True) -> np.ndarray:
         """BM25 score of every entry for ``question`` (synonyms added unless not

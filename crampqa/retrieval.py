@@ -317,6 +317,7 @@ class Retriever:
             best = max(c.probability or 0.0 for c in ranked[:depth_top])
             confidence = best + confidence - settings.abstain_threshold
             abstained = confidence < settings.scorer_threshold
+        ranked = self._answer_first(ranked, max(settings.scorer_candidates, k))
         chosen = self._diversify(ranked, k, settings.diversity_margin) if diversify \
             else ranked[:k]
         return Ranking(chosen, confidence, abstained)
@@ -337,6 +338,21 @@ class Retriever:
             cand.probability = float(prob)
             cand.score += weight * cand.probability
         return sorted(head, key=lambda c: -c.score) + tail
+
+    def _answer_first(self, ranked: list[Candidate], depth: int) -> list[Candidate]:
+        """``ranked`` with a passage that cannot be an answer moved off the first place.
+
+        A passage whose text ends in a question ("So, what can cause leg cramps?") or in a
+        colon ("Here is a comparison of some popular options:") introduces what follows
+        rather than answering; when one leads and a passage that does not end so is among
+        the top ``depth``, that passage goes first and the rest keep their order."""
+        table = self.data.passages
+        if not ranked or not is_lead_in(table.text(ranked[0].row)):
+            return ranked
+        for i, cand in enumerate(ranked[:depth]):
+            if not is_lead_in(table.text(cand.row)):
+                return [cand, *ranked[:i], *ranked[i + 1:]]
+        return ranked
 
     def _sentence_features(
         self, cand: Candidate, rows: np.ndarray, sims: np.ndarray, expanded: bool
@@ -394,6 +410,11 @@ class Retriever:
             for i in sorted(picked)
         ]
         return spans
+
+
+def is_lead_in(text: str) -> bool:
+    """Whether a passage ends as an introduction does: in a question or a colon."""
+    return text.rstrip().rstrip("\"”’')*_").endswith(("?", ":"))
 
 
 def fuse(cands: list[Candidate], settings: RetrievalSettings) -> list[Candidate]:

@@ -13,6 +13,7 @@ from rich.console import Console
 from crampqa import CrampQA
 from crampqa.presentation import (
     STRENGTHS,
+    STRONG_CONFIDENCE,
     order_note,
     plain_answer,
     render_answer,
@@ -50,9 +51,9 @@ def _passage(rank: int, score: float, **kw: object) -> RankedPassage:
 
 def test_strength_words_follow_confidence_and_abstention() -> None:
     passages = [_passage(1, 0.92), _passage(2, 0.88), _passage(3, 0.74), _passage(4, 0.5)]
-    sure = Answer("q", False, passages, confidence=0.8)
+    sure = Answer("q", False, passages, confidence=STRONG_CONFIDENCE + 0.05)
     assert [strength(p, sure) for p in passages] == ["strong", "strong", "partial", "weak"]
-    unsure = Answer("q", False, passages, confidence=0.5)
+    unsure = Answer("q", False, passages, confidence=STRONG_CONFIDENCE - 0.05)
     assert strength(passages[0], unsure) == "partial"
     weak = [replace(p, weak=True) for p in passages]
     abstained = Answer("q", True, weak, confidence=0.2, message="m")
@@ -62,7 +63,7 @@ def test_strength_words_follow_confidence_and_abstention() -> None:
 
 def test_out_of_order_passage_says_why() -> None:
     passages = [_passage(1, 0.924), _passage(2, 0.660), _passage(3, 0.706)]
-    answer = Answer("q", False, passages, confidence=0.8)
+    answer = Answer("q", False, passages, confidence=STRONG_CONFIDENCE + 0.05)
     assert strength(passages[1], answer) == "weak" and strength(passages[2], answer) == "partial"
     assert order_note(passages[1], answer) is None
     assert order_note(passages[2], answer) == "shown after #2, which comes from another article"

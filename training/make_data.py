@@ -10,7 +10,9 @@ Every pair is (question, passage, label): label 1 when the passage answers the q
 - rule-made near-topic questions that a passage cannot answer (0): a drug or supplement it
   never names, an amount where it gives no number, a group of people it never mentions;
 - ``data/written_questions.jsonl``: lay and near-topic questions the team wrote over
-  MedQuAD passages (1 and 0 as written), with BM25 negatives from other topics.
+  MedQuAD passages (1 and 0 as written), with BM25 negatives from other topics;
+- ``data/lay/``: the team's lay articles in the style of web articles, with answerable
+  and near-topic questions (see ``lay.py``), split by article into train and dev.
 
 Topics of MedQuAD's 1,000 dev queries are left out, and a further 5 % of topics make the
 dev split the figures of ``train_scorer.py`` are measured on. The five cramp articles and
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common import DATA, Doc, dev_topics, read_medquad, squash, windows
+from lay import lay_pairs, read_articles, split_articles
 
 TEMPLATES: dict[str, list[str]] = {
     "information": ["What is (are) {t} ?", "what is {t}", "tell me about {t}", "{t}",
@@ -248,6 +251,10 @@ def written_pairs(docs: list[Doc], rng: random.Random, path: Path) -> list[Pair]
     return pairs
 
 
+#: how many times the lay pairs are used per epoch (each time with fresh random negatives)
+LAY_REPEATS = 2
+
+
 def build(seed: int = 13) -> tuple[list[Pair], list[Pair]]:
     """Training and dev pairs, deterministic for a seed."""
     rng = random.Random(seed)
@@ -260,6 +267,13 @@ def build(seed: int = 13) -> tuple[list[Pair], list[Pair]]:
     for _ in range(3):
         train += written_pairs(train_docs, rng, written)
     dev = medquad_pairs(dev_docs, rng, per_doc=1.0) + rule_pairs(dev_docs, rng, n=300)
+    # the team's lay articles: text shaped like the product's (headings, lists, tables,
+    # introductions), repeated like the written questions
+    lay_train, lay_dev = split_articles(read_articles(), seed)
+    for _ in range(LAY_REPEATS):
+        train += [Pair(p.question, p.passage, p.label, p.source)
+                  for p in lay_pairs(lay_train, rng)]
+    dev += [Pair(p.question, p.passage, p.label, p.source) for p in lay_pairs(lay_dev, rng)]
     rng.shuffle(train)
     return train, dev
 
