@@ -105,9 +105,9 @@ def test_terminal_output_shows_sources_and_the_disclaimer(real_index: Path,
         assert top.startswith(f"╭─ {i + 1}. {p.title[:20]}") and top.endswith("╮")
         assert f"{p.source_id} · " in bottom and "match" in bottom and bottom.endswith("╯")
     assert "not medical advice" in lines[-2] + lines[-1]
-    # the highlighted sentences are the bold ones
+    # the highlighted sentences of the passages that are not weak matches are the bold ones
     highlighted = [p.text[h.start - p.start:h.end - p.start]
-                   for p in answer.passages for h in p.highlights]
+                   for p in answer.passages if p.strength != "weak" for h in p.highlights]
     assert highlighted
     lit = " ".join(re.findall(r"\x1b\[(?:\d+;)*1(?:;\d+)*m([^\x1b]*)", shown))
     for sentence in highlighted:

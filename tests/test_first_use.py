@@ -108,12 +108,12 @@ def test_info_verify_prints_its_verdict_first_on_stdout(index: Path) -> None:
     code, out, err = run_main("info", "--verify", "--index", index)
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0].startswith("OK: all ") and lines[0].endswith(
+    assert lines[0].startswith("OK: the manifest and all ") and lines[0].endswith(
         " index files match their SHA-256 checksums.")
     assert lines[1].startswith("documents   ")
     code, out, err = run_main("info", "--verify", "--json", "--index", index)
     assert code == 0 and json.loads(out)["format_version"]  # still one JSON object
-    assert err.startswith("OK: all ")
+    assert err.startswith("OK: the manifest and all ")
 
 
 def test_passages_carry_their_strength(module_qa: CrampQA) -> None:

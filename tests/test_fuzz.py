@@ -17,7 +17,7 @@ from crampqa.config import MAX_QUESTION_CHARS, ChunkSettings
 from crampqa.corpus import decode_bytes, read_corpus
 from crampqa.engine import clean_question
 from crampqa.errors import InputError
-from crampqa.results import ABSTAIN_MESSAGE
+from crampqa.results import ABSTAIN_MESSAGE, NOT_ENGLISH_NOTE
 from tests.support import assert_verbatim, cli, texts_of
 
 pytestmark = pytest.mark.usefixtures("fake_default_model")
@@ -49,7 +49,8 @@ def _check_answer(qa: CrampQA, question: str) -> None:
     for p in answer.passages:
         assert p.text == qa.document_text(p.doc_id)[p.start : p.end]
         assert p.weak == answer.abstained
-    assert (answer.message or "").startswith(ABSTAIN_MESSAGE) == answer.abstained
+    assert (answer.message or "").startswith((ABSTAIN_MESSAGE, NOT_ENGLISH_NOTE)) == \
+        answer.abstained
     assert (answer.reason is not None) == answer.abstained
     json.dumps(answer.to_dict(), ensure_ascii=False).encode("utf-8")
 
