@@ -177,7 +177,8 @@ def test_serve_and_info_verify_hash_every_file(index: Path, corpus: Path, hashed
     assert cli("info", "--verify", "--index", index, "--corpus", corpus).error(4) == expected
     flip_last_byte(version(index) / "embeddings.npy")  # repaired
     run = cli("info", "--verify", "--index", index, "--corpus", corpus)
-    assert run.code == 0 and run.out.startswith("OK: the manifest and all ")  # the verdict first, on stdout
+    # the verdict first, on stdout
+    assert run.code == 0 and run.out.startswith("OK: the manifest and all ")
     assert "match their SHA-256 checksums" in run.out.splitlines()[0]
     assert cli("serve", "--port", port, "--index", index, "--corpus", corpus).code == 0
     assert len(started) == 1
