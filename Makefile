@@ -11,6 +11,7 @@ setup: $(VENV)/.installed
 # torch==2.13.0 first: on this machine pip's find-links holds the CPU wheel, so no CUDA
 # packages are pulled in; the check below fails the set-up if any nvidia-* package slipped in.
 $(VENV)/.installed: pyproject.toml
+	@echo "setting up .venv: torch (CPU build), sentence-transformers, faiss, onnxruntime and crampqa; a few minutes on first use"
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "torch==2.13.0"
