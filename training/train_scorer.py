@@ -97,7 +97,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "crampqa" / "models" / "scorer")
     parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--layers", type=int, default=3)
+    parser.add_argument("--layers", type=int, default=6)
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-4)
@@ -106,6 +106,8 @@ def main() -> None:
     # other ran several times slower than one
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--limit", type=int, default=0, help="use only N training pairs (smoke)")
+    parser.add_argument("--float-out", type=Path, default=ROOT / "build" / "scorer-fp32.onnx",
+                        help="where the float ONNX model is kept (not shipped; ignored by git)")
     args = parser.parse_args()
 
     import torch
@@ -209,6 +211,8 @@ def main() -> None:
         int8 = Path(tmp) / "model.onnx"
         quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
         shutil.copyfile(int8, args.out / "model.onnx")
+        args.float_out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(fp32, args.float_out)
     tokenizer.backend_tokenizer.save(str(args.out / "tokenizer.json"))
 
     card: dict[str, object] = {
