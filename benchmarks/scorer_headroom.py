@@ -17,6 +17,9 @@ order) are read once with the scorer's probability; then, without asking again:
 
     .venv/bin/python benchmarks/scorer_headroom.py eval/dev.jsonl eval/heldout.jsonl \\
         eval/blind.jsonl eval/questions.jsonl --json /tmp/headroom.json
+    # a newly trained scorer, on the tuning sets only (its settings are chosen there)
+    .venv/bin/python benchmarks/scorer_headroom.py eval/dev.jsonl eval/dev2.jsonl \\
+        --scorer /tmp/new-scorer
 """
 
 from __future__ import annotations
@@ -83,7 +86,7 @@ def ordered(cands: list[Cand], mode: str, p: float) -> list[Cand]:
     return sorted(cands, key=lambda c: -(1 / (p + by_fused[id(c)]) + 1 / (p + by_prob[id(c)])))
 
 
-ORDERS = [("add", w) for w in (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)] + \
+ORDERS = [("add", w) for w in (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 3.0)] + \
     [("margin", m) for m in (0.01, 0.03, 0.05)] + [("rrf", k) for k in (1.0, 10.0, 60.0)] + \
     [("logit", w) for w in (0.005, 0.01, 0.02, 0.05)]
 
@@ -140,8 +143,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("sets", nargs="+", type=Path)
     parser.add_argument("--depth", type=int, default=12)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--scorer", type=Path, help="another scorer folder (default: the "
+                        "packaged one), e.g. a newly trained one")
     args = parser.parse_args(argv)
     qa = CrampQA.open()
+    if args.scorer:
+        from crampqa.scorer import PassageScorer
+
+        qa.retriever._scorer = PassageScorer.load(args.scorer)
     data = {p.name: read_candidates(qa, p, args.depth) for p in args.sets}
     print("order (hit@1 / hit@3)".ljust(24) + "".join(n.ljust(16) for n in data))
     orders = {}
