@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from crampqa import CrampQA
-from crampqa.evaluation.datasets import (contains_evidence, load_questions,
-                                         question_set_header)
+from crampqa.evaluation.datasets import contains_evidence, load_questions, question_set_header
 from crampqa.retrieval import with_overrides
 from crampqa.scorer import PassageScorer
 

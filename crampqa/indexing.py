@@ -360,10 +360,13 @@ def prepare_encoder(
     real = isinstance(embedder, SentenceTransformerEmbedder)  # its export is ONNX
     identity = embedder.identity(previous.manifest.model if previous is not None else None)
     source = reusable_export(index_root, identity, previous.folder if previous else None)
-    if source is None and real:
-        source = cached_export(identity)
     if source is not None:
-        shutil.copytree(source, target)
+        # an earlier version's files are never written in place: linked, not copied
+        # (the export is about 90 MB; an incremental build should not write it again)
+        shutil.copytree(source, target,
+                        copy_function=lambda a, b: _link_or_copy(Path(a), Path(b)))
+    elif real and (cached := cached_export(identity)) is not None:
+        shutil.copytree(cached, target)  # copied: the cache is outside the index's care
     else:
         if progress:
             progress("exporting query encoder", 0, 1)

@@ -96,6 +96,9 @@ def test_unchanged_model_reuses_the_previous_query_encoder_export(tmp_path: Path
     assert summary.changed == 1 and first != second
     assert ExportingEmbedder.exports == 1  # copied, not exported again
     assert (second / "encoder" / "model.onnx").read_bytes() == b"fake onnx export"  # type: ignore[operator]
+    # linked, not written again: the real export is about 90 MB
+    assert (second / "encoder" / "model.onnx").stat().st_ino == \
+        (first / "encoder" / "model.onnx").stat().st_ino  # type: ignore[operator]
     CrampQA.build(corpus, idx, embedder=ExportingEmbedder(), rebuild=True)
     assert ExportingEmbedder.exports == 1  # a full rebuild of the same weights copies it too
 
