@@ -98,7 +98,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "crampqa" / "models" / "scorer")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--layers", type=int, default=6)
-    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--epochs", type=float, default=0.7)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--max-length", type=int, default=160)
