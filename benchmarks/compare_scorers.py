@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from crampqa import CrampQA
+from crampqa.config import RetrievalSettings
 from crampqa.evaluation.datasets import contains_evidence, load_questions, question_set_header
 from crampqa.retrieval import with_overrides
 from crampqa.scorer import PassageScorer
@@ -108,8 +109,10 @@ def main() -> None:
         qa.retriever._scorer = scorer
         settings = with_overrides(qa.retrieval_settings, **_overrides(sets))
         # this run's settings in place of the index's stored ones (for this engine only)
-        qa.__class__ = type("Tuned", (CrampQA,),
-                            {"retrieval_settings": property(lambda self, s=settings: s)})
+        def tuned(self: CrampQA, s: RetrievalSettings = settings) -> RetrievalSettings:
+            return s
+
+        qa.__class__ = type("Tuned", (CrampQA,), {"retrieval_settings": property(tuned)})
         for path in args.sets:
             row = measure(qa, path)
             row["scorer"] = scorer.name

@@ -91,11 +91,17 @@ ORDERS = [("add", w) for w in (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 3.0)] + \
     [("logit", w) for w in (0.005, 0.01, 0.02, 0.05)]
 
 
-def hits(rows: list[Row], mode: str, p: float) -> tuple[float, float]:
-    """hit@1 and hit@3 over the answerable questions."""
+def hits(rows: list[Row], mode: str, p: float, depth: int = 0) -> tuple[float, float]:
+    """hit@1 and hit@3 over the answerable questions; with ``depth``, only the first
+    ``depth`` fused candidates are re-ordered (as if only they were scored)."""
     answerable = [r for r in rows if r["answerable"] and r["cands"]]
-    h1 = sum(ordered(r["cands"], mode, p)[0]["hit"] for r in answerable)
-    h3 = sum(any(c["hit"] for c in ordered(r["cands"], mode, p)[:3]) for r in answerable)
+
+    def order(cands: list[Cand]) -> list[Cand]:
+        if depth:
+            return ordered(cands[:depth], mode, p) + cands[depth:]
+        return ordered(cands, mode, p)
+    h1 = sum(order(r["cands"])[0]["hit"] for r in answerable)
+    h3 = sum(any(c["hit"] for c in order(r["cands"])[:3]) for r in answerable)
     return h1 / len(answerable), h3 / len(answerable)
 
 
@@ -143,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("sets", nargs="+", type=Path)
     parser.add_argument("--depth", type=int, default=12)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--score-depths", type=lambda v: [int(x) for x in v.split(",")],
+                        default=[4, 6, 8], help="also re-order only the first N fused "
+                        "candidates (fewer pairs scored per question)")
     parser.add_argument("--scorer", type=Path, help="another scorer folder (default: the "
                         "packaged one), e.g. a newly trained one")
     args = parser.parse_args(argv)
@@ -159,6 +168,12 @@ def main(argv: list[str] | None = None) -> int:
         orders[f"{mode} {p:g}"] = cells
         print(f"{mode} {p:g}".ljust(24) + "".join(f"{h1:.3f}/{h3:.3f}".ljust(16)
                                                    for h1, h3 in cells.values()))
+    for depth in args.score_depths:
+        for w in (0.05, 0.2, 0.5, 1.0):
+            cells = {n: hits(rows, "add", w, depth) for n, rows in data.items()}
+            orders[f"add {w:g} scoring {depth}"] = cells
+            print(f"add {w:g}, {depth} scored".ljust(24) + "".join(
+                f"{h1:.3f}/{h3:.3f}".ljust(16) for h1, h3 in cells.values()))
     print("\nabstention: AUC; oracle near-topic share abstained at <= 5 % false")
     scores = {}
     for name, fn in CONFIDENCES.items():
