@@ -4,8 +4,10 @@ Passages are what crampqa shows; documents are what a document-level set (BEIR) 
 A version folder may hold, besides its passage index (listed in the manifest's
 ``document_level`` record)::
 
-    doc_embeddings.npy     float32 (documents, d): title + text, truncated by the model
-                           (so in practice the title and the opening of the document)
+    doc_embeddings.npy     float32 (documents, d): the vector of the document's first
+                           passage (its opening; document-level version 2). Version 1
+                           embedded title + text once more, truncated by the model, so
+                           in practice the same opening, at a quarter of a build's time
     title_embeddings.npy   float32 (documents, d): the title alone (zeros without a title)
     bm25_docs/             bm25s index over title + text, one entry per document
 
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
     from crampqa.store import IndexData
 
 #: Bumped when what is embedded or indexed per document changes.
-DOCUMENT_LEVEL_VERSION = 1
+DOCUMENT_LEVEL_VERSION = 2
 DOC_VECTORS = "doc_embeddings.npy"
 TITLE_VECTORS = "title_embeddings.npy"
 DOC_BM25 = "bm25_docs"
@@ -74,36 +76,48 @@ def record(how: str) -> dict[str, Any]:
     """The manifest's ``document_level`` entry for files written by ``how``."""
     return {
         "version": DOCUMENT_LEVEL_VERSION,
-        "text": "title + text, truncated by the model; titles alone",
+        "text": "the first passage's vector; titles alone",
         "files": [DOC_VECTORS, TITLE_VECTORS, DOC_BM25 + "/"],
         "added": how,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
 
+def first_passage_vectors(n_documents: int, passage_docs: NDArray[np.int64],
+                          passage_vectors: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Each document's vector: its first passage's (passages are stored in document
+    order); zeros for a document without passages."""
+    out = np.zeros((n_documents, passage_vectors.shape[1]), dtype=np.float32)
+    docs = np.asarray(passage_docs, dtype=np.int64)
+    if docs.size:
+        numbers, first_rows = np.unique(docs, return_index=True)
+        out[numbers] = np.asarray(passage_vectors, dtype=np.float32)[first_rows]
+    return out
+
+
 def embed_documents(
     documents: Sequence[Document], embedder: Embedder, runner: Runner,
+    passage_docs: NDArray[np.int64], passage_vectors: NDArray[np.float32],
     previous: IndexData | None = None, progress: Progress | None = None,
 ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    """Document and title vectors: copied from ``previous`` for unchanged documents
-    (same ID and content hash, when it has them), embedded otherwise, by ``runner`` (in
-    this process, or on the Ray cluster of a ``--engine ray`` build)."""
-    dim = embedder.dim
-    vectors = np.zeros((len(documents), dim), dtype=np.float32)
-    titles = np.zeros((len(documents), dim), dtype=np.float32)
+    """Document and title vectors. A document's vector is its first passage's (nothing
+    is embedded for it: measured on MedQuAD, `benchmarks/derived_doc_vectors.py`); titles
+    are copied from ``previous`` for unchanged documents (same ID and content hash, when
+    it has them) and embedded otherwise, by ``runner`` (in this process, or on the Ray
+    cluster of a ``--engine ray`` build)."""
+    vectors = first_passage_vectors(len(documents), passage_docs, passage_vectors)
+    titles = np.zeros((len(documents), embedder.dim), dtype=np.float32)
     old = DocumentLevel.load(previous) if previous is not None else None
     todo: list[int] = []
     for i, doc in enumerate(documents):
         j = previous.doc_index.get(doc.doc_id) if previous is not None else None
         if old is not None and previous is not None and j is not None \
                 and previous.documents[j].sha256 == doc.sha256:
-            vectors[i], titles[i] = old.vectors[j], old.titles[j]
+            titles[i] = old.titles[j]
         else:
             todo.append(i)
     from crampqa.indexing import embed_jobs
 
-    embed_jobs(runner, embedder, [(i, whole_text(documents[i])) for i in todo], vectors,
-               "documents", progress)
     embed_jobs(runner, embedder,
                [(i, documents[i].title) for i in todo if has_title(documents[i])],
                titles, "titles", progress)

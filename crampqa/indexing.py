@@ -503,6 +503,7 @@ def build_index(
                                            progress)
                 vectors = embed(plan, embedder, previous, progress, runner)
                 document_vectors = embed_documents(plan.documents, embedder, runner,
+                                                   plan.passages.docs, vectors[0],
                                                    previous, progress)
             summary.dense = write_version(tmp, plan, vectors, settings, progress)
             write_document_level(tmp, plan.documents, document_vectors)
@@ -591,9 +592,11 @@ def add_document_level(
                 model = OnnxBuildEmbedder(model, export)  # the version's own export
             announce(progress, len(previous.documents),
                      "here" if engine is None or engine.engine is BuildEngine.LOCAL
-                     else "on the Ray cluster", what="documents and titles", share=0.3)
+                     else "on the Ray cluster", what="titles", share=0.02)
             with open_runner(engine, previous.manifest.model.name) as runner:
-                vectors = embed_documents(previous.documents, model, runner, None, progress)
+                vectors = embed_documents(previous.documents, model, runner,
+                                          previous.passages.docs, previous.embeddings,
+                                          None, progress)
             write_document_level(tmp, previous.documents, vectors)
             manifest = replace(previous.manifest, files={}, document_level=record("upgrade"))
             if progress:

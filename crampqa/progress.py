@@ -42,7 +42,7 @@ def duration(seconds: float) -> str:
 
 
 def announce(progress: Progress | None, documents: int, engine: str = "here",
-             what: str = "passages, sentences, documents and titles",
+             what: str = "passages, sentences and titles",
              share: float = 1.0) -> None:
     """Before embedding ``documents`` documents: say so, with the usual time, through
     ``progress.notice`` (when it has one) if there are more than :data:`NOTICE_DOCUMENTS`.

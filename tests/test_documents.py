@@ -99,15 +99,20 @@ def test_build_writes_document_and_title_vectors(beir_docs: Path, tmp_path: Path
                                                  fake_settings: object) -> None:
     qa = open_fake(beir_docs, tmp_path / "idx", fake_settings)
     record = qa.manifest["document_level"]
-    assert record["added"] == "index" and record["version"] == 1
+    assert record["added"] == "index" and record["version"] == 2
     files = qa.manifest["files"]
     assert DOC_VECTORS in files and TITLE_VECTORS in files
     assert any(rel.startswith(DOC_BM25 + "/") for rel in files)
     level = qa.document_level
     assert level is not None
     docs = qa.data.documents
-    expected = FakeEmbedder().encode([whole_text(d) for d in docs])
-    assert np.allclose(level.vectors, expected, atol=1e-6)
+    # a document's vector is its first passage's: nothing more is embedded for it
+    first = {}
+    for row, doc in enumerate(np.asarray(qa.data.passages.docs)):
+        first.setdefault(int(doc), row)
+    assert len(first) == len(docs)
+    for number, row in first.items():
+        assert np.array_equal(level.vectors[number], qa.data.embeddings[row])
     for i, doc in enumerate(docs):
         if has_title(doc):
             assert np.allclose(level.titles[i], FakeEmbedder().encode([doc.title])[0], atol=1e-6)
@@ -288,9 +293,8 @@ def test_the_upgrade_adds_only_document_vectors_atomically(
     assert summary.added and summary.folder != old and current_version(index) == summary.folder
     data = load_version(summary.folder, verify_full=True)
     docs = data.documents
-    # documents and titles embedded, no passage
-    assert sorted(embedder.seen) == sorted([whole_text(d) for d in docs]
-                                           + [d.title for d in docs if has_title(d)])
+    # titles embedded, nothing else: document vectors come from the passage vectors
+    assert sorted(embedder.seen) == sorted([d.title for d in docs if has_title(d)])
     assert data.manifest.document_level["added"] == "upgrade"
     for rel, info in old_files.items():  # every earlier file carried over unchanged
         assert data.manifest.files[rel] == info

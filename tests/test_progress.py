@@ -73,7 +73,7 @@ def test_eval_json_builds_with_progress_on_stderr(tmp_path: Path) -> None:
     assert code == 0, err
     json.loads(out)  # stdout stays one JSON object
     stages = {line.split(":")[0] for line in _progress_lines(err)}
-    assert {"passages", "sentences", "documents"} <= stages
+    assert {"passages", "sentences", "titles"} <= stages
     assert any(s.startswith("eval ") for s in stages)  # the evaluation itself too
     assert "Embedding 12 documents here" in err and "usually takes about" in err
 

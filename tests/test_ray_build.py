@@ -26,7 +26,7 @@ from crampqa import CrampQA
 from crampqa.chunking import chunk_text
 from crampqa.config import BuildEngine, ChunkSettings, EngineSettings, IndexSettings
 from crampqa.corpus import read_corpus
-from crampqa.documents import embed_documents, has_title, whole_text
+from crampqa.documents import embed_documents, has_title
 from crampqa.errors import InputError
 from crampqa.indexing import LocalRunner, embed, plan_build
 from crampqa.ray_build import _chunk_from_json, _chunk_to_json
@@ -217,11 +217,14 @@ def test_a_remote_runner_plans_the_same_version_and_sends_only_changes(
     local_passages, _ = embed(local_plan, FakeEmbedder(), previous, None)  # type: ignore[arg-type]
     np.testing.assert_allclose(passages, local_passages, atol=1e-6)
 
-    # document vectors go through the runner too: only the changed document and its title
+    # titles go through the runner too: only the changed document's (its document vector
+    # is its first passage's, embedded above)
     runner = RecordingRunner()
-    remote_docs = embed_documents(plan.documents, FakeEmbedder(), runner, previous)
-    assert runner.texts == [whole_text(edited)] + ([edited.title] if has_title(edited) else [])
-    local_docs = embed_documents(plan.documents, FakeEmbedder(), LocalRunner(), previous)
+    remote_docs = embed_documents(plan.documents, FakeEmbedder(), runner, plan.passages.docs,
+                                  passages, previous)
+    assert runner.texts == ([edited.title] if has_title(edited) else [])
+    local_docs = embed_documents(plan.documents, FakeEmbedder(), LocalRunner(),
+                                 local_plan.passages.docs, local_passages, previous)
     for ours, theirs in zip(remote_docs, local_docs, strict=True):
         np.testing.assert_allclose(ours, theirs, atol=1e-6)
 
