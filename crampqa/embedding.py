@@ -158,11 +158,15 @@ class SentenceTransformerEmbedder:
         export_onnx(self.path, folder)
 
 
-#: Texts per onnxruntime call in a build. Small batches of similar lengths were the
-#: fastest on the 2-CPU reference machine (150 MedQuAD passages, sorted by length:
-#: batches of 4-8 took 2.8-2.9 s, 16 3.4 s, 32 4.0 s; torch at 32: 11.6 s) and give the
-#: same vectors to float rounding (docs/performance.md).
-ONNX_BUILD_BATCH = 8
+#: Tokens per onnxruntime call in a build (after padding), with up to
+#: :data:`ONNX_BUILD_MAX_TEXTS` texts. Small batches of similar lengths were the fastest
+#: on the 2-CPU reference machine for passages (150 MedQuAD passages, sorted by length:
+#: batches of 4-8 took 2.8-2.9 s, 16 3.4 s, 32 4.0 s; torch at 32: 11.6 s), so passages
+#: of about 150 tokens go 8 to a run; sentences of about 25 tokens go 48 to a run, which
+#: embedded 1,500 MedQuAD sentences 15 % faster than 8 to a run. A text's vector is the
+#: same in any batch, to float rounding (docs/performance.md).
+ONNX_BUILD_TOKENS = 1200
+ONNX_BUILD_MAX_TEXTS = 64
 #: Most intra-op threads a build's ONNX session uses.
 MAX_BUILD_THREADS = 8
 
@@ -212,10 +216,11 @@ class OnnxBuildEmbedder:
         return self.inner.identity(known)
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        """Embed with onnxruntime: batches of :data:`ONNX_BUILD_BATCH` texts of similar
-        token lengths (``batch_size``, sized for torch, is not used), mean pooling,
-        normalised."""
-        return self._encoder.encode(texts, batch_size=ONNX_BUILD_BATCH)
+        """Embed with onnxruntime: batches of texts of similar token lengths, at most
+        :data:`ONNX_BUILD_TOKENS` tokens each (``batch_size``, sized for torch, is not
+        used), mean pooling, normalised."""
+        return self._encoder.encode(texts, batch_size=ONNX_BUILD_MAX_TEXTS,
+                                    max_tokens=ONNX_BUILD_TOKENS)
 
 
 #: Registered embedders by model name; tests register a fake one here.

@@ -133,8 +133,13 @@ class OnnxEncoder:
         self._input_names = inputs
         return session
 
-    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-        """Embed texts; returns float32 (len(texts), dim) L2-normalised rows in input order."""
+    def encode(self, texts: Sequence[str], batch_size: int = 32,
+               max_tokens: int | None = None) -> np.ndarray:
+        """Embed texts; returns float32 (len(texts), dim) L2-normalised rows in input order.
+
+        With ``max_tokens``, a batch holds up to ``batch_size`` texts and at most that many
+        tokens after padding: short texts (sentences, titles) go many to a run, long ones
+        few. A text's vector does not depend on its batch (float32, masked padding)."""
         if isinstance(texts, str):
             raise TypeError("encode() takes a list of strings, not a single string")
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -146,9 +151,14 @@ class OnnxEncoder:
         # Longest first, like sentence-transformers: batches hold similar lengths.
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
         step = max(1, int(batch_size))
-        for start in range(0, len(order), step):
-            chunk = order[start : start + step]
+        start = 0
+        while start < len(order):
+            size = step
+            if max_tokens:  # the first text of a batch is its longest
+                size = max(1, min(step, int(max_tokens) // max(1, len(ids[order[start]]))))
+            chunk = order[start : start + size]
             out[chunk] = self._run([ids[i] for i in chunk])
+            start += size
         return out
 
     def _run(self, rows: list[np.ndarray]) -> np.ndarray:

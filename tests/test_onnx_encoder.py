@@ -286,6 +286,19 @@ def test_batch_size_does_not_change_vectors(encoder: OnnxEncoder) -> None:
         assert _row_cos(encoder.encode(texts, batch_size=bs), ref).min() >= MIN_COS
 
 
+def test_token_budget_batches_do_not_change_vectors(encoder: OnnxEncoder) -> None:
+    from crampqa.embedding import ONNX_BUILD_MAX_TEXTS, ONNX_BUILD_TOKENS
+
+    texts = TEXTS
+    encoder.load()
+    assert encoder._tokenizer is not None
+    lengths = {len(encoder._tokenizer.encode(t).ids) for t in texts}
+    assert min(lengths) * 8 < ONNX_BUILD_TOKENS < max(lengths) * 8  # batches of both sizes
+    ref = encoder.encode(texts, batch_size=1)
+    got = encoder.encode(texts, batch_size=ONNX_BUILD_MAX_TEXTS, max_tokens=ONNX_BUILD_TOKENS)
+    assert _row_cos(got, ref).min() >= MIN_COS
+
+
 @pytest.mark.slow
 def test_text_beyond_max_length_is_ignored(encoder: OnnxEncoder, st_model: object) -> None:
     long = LONG[0]
