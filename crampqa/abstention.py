@@ -20,6 +20,13 @@ _AMOUNT = re.compile(
     re.IGNORECASE,
 )
 _DIGIT = re.compile(r"\d")
+#: a dose, intake or reference value: answered with a number, never in words alone (unlike
+#: "how long" or "how many people", which the articles answer with "two weeks" or "half")
+_DOSE = re.compile(
+    r"\b(how much|doses?|dosage|dosing|mg|milligrams?|mcg|micrograms?|iu|grams?|ml"
+    r"|per day|a day|daily (amount|intake)|normal range|range|levels? should)\b",
+    re.IGNORECASE,
+)
 #: units say an amount is wanted; "never mention mg" would say less than "no amounts"
 _UNITS = frozenset({"mg", "mcg", "iu", "ml", "g", "gram", "grams", "milligram", "milligrams",
                     "microgram", "micrograms", "dose", "doses", "dosage"})
@@ -37,6 +44,16 @@ class AbstainReason:
 def asks_for_amount(question: str) -> bool:
     """Whether the question asks for a dose, number, duration or range."""
     return _AMOUNT.search(question) is not None
+
+
+def asks_for_dose(question: str) -> bool:
+    """Whether the question asks for a dose, a daily amount or a reference value."""
+    return _DOSE.search(question) is not None
+
+
+def has_number(text: str) -> bool:
+    """Whether ``text`` holds a digit."""
+    return _DIGIT.search(text) is not None
 
 
 def _listed(words: Sequence[str]) -> str:

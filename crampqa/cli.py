@@ -239,7 +239,7 @@ def ask(
     threshold: Annotated[
         float | None,
         typer.Option("--abstain-threshold", help="Confidence below which crampqa abstains "
-                     "(default 0.22: the scorer's best probability plus the fusion margin; "
+                     "(default 0.10: the scorer's best probability plus the fusion margin; "
                      "with --fast, the fusion confidence, default 0.46)."),
     ] = None,
     fast: Annotated[

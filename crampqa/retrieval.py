@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from crampqa.abstention import asks_for_dose, has_number
 from crampqa.chunking import KINDS
 from crampqa.config import Fusion, RetrievalSettings
 from crampqa.dense import DenseIndex
@@ -317,6 +318,11 @@ class Retriever:
             best = max(c.probability or 0.0 for c in ranked[:depth_top])
             confidence = best + confidence - settings.abstain_threshold
             abstained = confidence < settings.scorer_threshold
+            if not abstained and asks_for_dose(question) and not any(
+                    has_number(self.data.passages.text(c.row)) for c in ranked[:depth_top]):
+                # a dose asked for and no number in the best passages: a neighbouring
+                # passage on the subject is not an answer, however well the scorer rates it
+                abstained = True
         ranked = self._answer_first(ranked, max(settings.scorer_candidates, k))
         chosen = self._diversify(ranked, k, settings.diversity_margin) if diversify \
             else ranked[:k]

@@ -7,7 +7,9 @@ once) leaves every answer on the default corpus as it was.
 its top 10 passages, in order, as answered from an index built with sentence-transformers
 (torch) before the change (``benchmarks/answer_snapshot.py record``). It was recorded again
 once retrieval itself changed on purpose (the answer comes first; lay synonyms are not
-unknown words), after the ONNX build had been checked against the torch-built answers.
+unknown words), after the ONNX build had been checked against the torch-built answers,
+and again for the six-layer answer scorer (``default`` only: ``fast`` and ``dense`` answers
+were identical).
 The session's real index is built with today's build.
 """
 
