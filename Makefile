@@ -36,7 +36,7 @@ lint: setup
 eval: setup
 	$(VENV)/bin/crampqa eval eval/questions.jsonl $(EVAL_ARGS)
 
-# retrains the answer scorer from scratch (MedQuAD from ../shared; about 30-60 min on 2 cores)
+# retrains the answer scorer from scratch (MedQuAD from ../shared; about 70 min on 2 cores)
 train-scorer: setup
 	$(PY) training/train_scorer.py
 

@@ -25,10 +25,11 @@ if TYPE_CHECKING:
 #: Match strength in words, weakest first.
 STRENGTHS = ("weak", "partial", "strong")
 #: The answer's confidence (the figure that decides abstention) from which its first
-#: passage counts as a strong match: the lowest at which at least 90 % of strong-labelled
+#: passage counts as a strong match: a threshold at which at least 90 % of strong-labelled
 #: first passages answer on the development sets eval/dev.jsonl + eval/dev2.jsonl
-#: (`benchmarks/calibrate_strength.py`, six-layer scorer; 22/24 in-sample there, and
-#: partial 105/160; the lowest such, 1.219 at 28/31, sat on the edge of 90 %).
+#: (`benchmarks/calibrate_strength.py`, six-layer scorer; 19/20 in-sample there, and
+#: partial 108/160). The lowest threshold that reached 90 % there, 1.219 (28/31), sat on
+#: the edge, so the next step up was taken.
 STRONG_CONFIDENCE = 1.245
 #: How far (in raw score) below the best passage another one may be and keep its strength,
 #: or lose one step of it; further below, it is a weak match.
