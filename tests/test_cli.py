@@ -106,8 +106,12 @@ def test_terminal_output_shows_sources_and_the_disclaimer(real_index: Path,
         assert f"{p.source_id} · " in bottom and "match" in bottom and bottom.endswith("╯")
     assert "not medical advice" in lines[-2] + lines[-1]
     # the highlighted sentences of the passages that are not weak matches are the bold ones
+    # (a table row is shown as "column: value" lines: its cells' values are the bold text)
     highlighted = [p.text[h.start - p.start:h.end - p.start]
-                   for p in answer.passages if p.strength != "weak" for h in p.highlights]
+                   for p in answer.passages if p.strength != "weak" and not p.cells
+                   for h in p.highlights]
+    highlighted += [cell["value"] for p in answer.passages
+                    if p.strength != "weak" and p.cells and p.highlights for cell in p.cells]
     assert highlighted
     lit = " ".join(re.findall(r"\x1b\[(?:\d+;)*1(?:;\d+)*m([^\x1b]*)", shown))
     for sentence in highlighted:
