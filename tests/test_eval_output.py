@@ -131,7 +131,7 @@ def test_each_configuration_has_its_own_threshold_and_the_report_explains_itself
     fast, default = result.configs
     settings = real_qa.retrieval_settings
     assert fast.abstain_threshold == settings.abstain_threshold  # fusion's, 0.46
-    assert default.abstain_threshold == settings.scorer_threshold  # the scorer's, 0.22
+    assert default.abstain_threshold == settings.scorer_threshold  # the scorer's, 0.10
     assert fast.abstain_threshold != default.abstain_threshold
     data = json.loads(json.dumps(result.to_dict()))
     assert "abstain_threshold" not in data  # no single threshold for all configurations

@@ -16,15 +16,16 @@ from crampqa.evaluation.runner import evaluate_questions
 
 EVAL = PROJECT_ROOT / "eval"
 
-#: set: (hit@1, hit@3, correct abstention, false abstention) measured with the defaults,
-#: and the size of one question in each.
+#: set: (hit@1, hit@3, correct abstention, false abstention) measured with the defaults
+#: (the second-generation scorer), and the size of one question in each.
 MEASURED = {
     # 40 answerable, 12 unanswerable
-    "heldout.jsonl": ((0.725, 0.900, 8 / 12, 1 / 40), (1 / 40, 1 / 12)),
-    # 36 answerable, 26 unanswerable
-    "blind.jsonl": ((0.861, 0.917, 18 / 26, 1 / 36), (1 / 36, 1 / 26)),
+    "heldout.jsonl": ((0.750, 0.875, 10 / 12, 2 / 40), (1 / 40, 1 / 12)),
+    # 36 answerable, 26 unanswerable; two fewer abstentions than the first scorer
+    # (docs/evaluation.md, "The second-generation scorer")
+    "blind.jsonl": ((0.861, 0.944, 16 / 26, 1 / 36), (1 / 36, 1 / 26)),
     # the threshold was chosen here: in-sample for abstention, a guard all the same
-    "dev.jsonl": ((0.867, 1.000, 15 / 25, 3 / 30), (1 / 30, 1 / 25)),
+    "dev.jsonl": ((0.867, 1.000, 14 / 25, 1 / 30), (1 / 30, 1 / 25)),
 }
 
 
@@ -42,19 +43,20 @@ def test_unseen_questions_do_not_get_worse(real_qa: CrampQA, name: str) -> None:
 
 
 THRESHOLD = RetrievalSettings().scorer_threshold
-#: questions whose confidence lies just below / just above the threshold (within 0.03)
+#: questions whose confidence lies just below / just above the threshold (within 0.03),
+#: from the development sets the threshold was chosen on
 JUST_BELOW = [
-    "how do you treat low b12, do you need shots? and is the nerve damage permanent",
-    "can water pills (diuretics) cause low potassium and leg cramps?",
+    "calcium carbonate or calcium citrate for cramps",
+    "is pink eye contagious",
 ]
 JUST_ABOVE = [
-    "does vitamin E help nocturnal leg cramps",
-    "can moderate alcohol intake deplete thiamine and cause neuropathy",
+    "my leg always sticks out from under the blanket and then it seizes up",
+    "what is epsom salt made of",
 ]
 
 
 def test_the_threshold_is_the_one_chosen_on_the_dev_set() -> None:
-    assert pytest.approx(0.22) == THRESHOLD
+    assert pytest.approx(0.10) == THRESHOLD
 
 
 @pytest.mark.parametrize("question", JUST_BELOW)
