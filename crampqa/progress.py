@@ -20,9 +20,9 @@ PROGRESS_INTERVAL_S = 5.0
 #: A build embedding more documents than this says first what it will do.
 NOTICE_DOCUMENTS = 300
 #: Documents a build embeds per second and usable CPU (crampqa's whole build, MedQuAD's
-#: documents of about 200 words, measured by benchmarks/bench_build.py on the reference
-#: 2-CPU machine; docs/performance.md). Only for the estimate of :func:`announce`.
-DOCUMENTS_PER_S_PER_CPU = 5.0
+#: documents of about 200 words: 11.8 documents/s on the quiet reference 2-CPU machine,
+#: benchmarks/bench_medquad.py, docs/performance.md). Only for the estimate of :func:`announce`.
+DOCUMENTS_PER_S_PER_CPU = 5.9
 
 
 def _stderr(message: str) -> None:
