@@ -27,18 +27,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from question_sets import MEASURES, SETS, label, measure_sets  # this folder
 
 from crampqa import CrampQA
 from crampqa import embedding as embedding_module
 from crampqa.config import MODEL_NAME, PROJECT_ROOT
 from crampqa.embedding import ONNX_BUILD_MAX_TEXTS, ONNX_BUILD_TOKENS
-from crampqa.evaluation.datasets import load_questions
-from crampqa.evaluation.runner import evaluate_questions
 from crampqa.onnx_encoder import OnnxEncoder
 
 MEDQUAD = PROJECT_ROOT.parent / "shared" / "datasets" / "medquad" / "corpus.jsonl.gz"
-SETS = ["questions.jsonl", "dev.jsonl", "dev2.jsonl", "heldout.jsonl", "blind.jsonl",
-        "blind2.jsonl"]
 
 
 def quantise(work: Path) -> tuple[Path, Path]:
@@ -88,8 +85,8 @@ def speed(float_dir: Path, int8_dir: Path, rounds: int) -> dict[str, Any]:
             "cosine_mean": float(cosine.mean()), "cosine_min": float(cosine.min())}
 
 
-def answers(int8_dir: Path, work: Path) -> dict[str, dict[str, dict[str, float]]]:
-    """hit@1, hit@3 and abstention rates of the three variants on every set."""
+def answers(int8_dir: Path, work: Path) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """Every set's measures for the three variants, by variant."""
     index = work / "int8-index"
     shutil.rmtree(index, ignore_errors=True)
     original = embedding_module.OnnxBuildEmbedder.__init__
@@ -109,20 +106,7 @@ def answers(int8_dir: Path, work: Path) -> dict[str, dict[str, dict[str, float]]
         "int8 both": CrampQA.open(PROJECT_ROOT / "corpus", index, auto_build=False,
                                   query_encoder=OnnxEncoder(int8_dir, name=MODEL_NAME)),
     }
-    table: dict[str, dict[str, dict[str, float]]] = {}
-    for name in SETS:
-        path = PROJECT_ROOT / "eval" / name
-        for label, qa in variants.items():
-            result = evaluate_questions(qa, load_questions(path), ["default", "fast"], k=10,
-                                        source=str(path))
-            for config in ("default", "fast"):
-                r = result.config(config)
-                ab: dict[str, Any] = r.abstention or {}
-                table.setdefault(f"{name} {config}", {})[label] = {
-                    "hit@1": r.metrics["hit@1"], "hit@3": r.metrics["hit@3"],
-                    "correct_abstention": ab.get("correct_abstention_rate", float("nan")),
-                    "false_abstention": ab.get("false_abstention_rate", float("nan"))}
-    return table
+    return {name: measure_sets(qa, ["default", "fast"]) for name, qa in variants.items()}
 
 
 def main() -> None:
@@ -136,12 +120,13 @@ def main() -> None:
           f"{timing['median_s']['int8']:.1f} s (median of {args.rounds}); cosine int8 to "
           f"float mean {timing['cosine_mean']:.3f}, min {timing['cosine_min']:.3f}")
     table = answers(int8_dir, args.work)
-    print("| set and config | variant | hit@1 | hit@3 | correct abstention | false abstention |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for row, variants in table.items():
-        for label, m in variants.items():
-            print(f"| {row} | {label} | {m['hit@1']:.3f} | {m['hit@3']:.3f} | "
-                  f"{m['correct_abstention']:.3f} | {m['false_abstention']:.3f} |")
+    print("| set | config | variant | " + " | ".join(MEASURES) + " |")
+    print("| --- | --- | --- | " + " | ".join("---" for _ in MEASURES) + " |")
+    for name in SETS:
+        for config in ("default", "fast"):
+            for variant, by_set in table.items():
+                cells = " | ".join(f"{by_set[name][config][m]:.3f}" for m in MEASURES)
+                print(f"| {label(name)} | {config} | {variant} | {cells} |")
 
 
 if __name__ == "__main__":

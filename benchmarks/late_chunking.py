@@ -21,19 +21,13 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+from question_sets import MEASURES, SETS, label, measure_sets  # this folder
 
 from crampqa import CrampQA
-from crampqa.config import PROJECT_ROOT
-from crampqa.evaluation.datasets import load_questions
-from crampqa.evaluation.runner import evaluate_questions
 from crampqa.onnx_encoder import OnnxEncoder
 
-SETS = ["questions.jsonl", "dev.jsonl", "dev2.jsonl", "heldout.jsonl", "blind.jsonl",
-        "blind2.jsonl"]
-TUNING = {"questions.jsonl", "dev.jsonl", "dev2.jsonl"}
 CONFIGS = ["default", "fast"]
 
 
@@ -71,35 +65,16 @@ def late_sentence_vectors(qa: CrampQA) -> tuple[np.ndarray, float]:
     return out, time.perf_counter() - started
 
 
-def evaluate(qa: CrampQA) -> dict[str, dict[str, dict[str, float]]]:
-    """hit@1, hit@3, MRR@10 and abstention rates per set and configuration."""
-    table: dict[str, dict[str, dict[str, float]]] = {}
-    for name in SETS:
-        path = PROJECT_ROOT / "eval" / name
-        result = evaluate_questions(qa, load_questions(path), CONFIGS, k=10, source=str(path))
-        table[name] = {}
-        for config in CONFIGS:
-            r = result.config(config)
-            ab: dict[str, Any] = r.abstention or {}
-            table[name][config] = {
-                "hit@1": r.metrics["hit@1"], "hit@3": r.metrics["hit@3"],
-                "MRR@10": r.metrics["MRR@10"],
-                "correct_abstention": ab.get("correct_abstention_rate", float("nan")),
-                "false_abstention": ab.get("false_abstention_rate", float("nan")),
-            }
-    return table
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true", help="Print one JSON object.")
     args = parser.parse_args()
     qa = CrampQA.open()
-    embedded = evaluate(qa)
+    embedded = measure_sets(qa, CONFIGS)
     late, seconds = late_sentence_vectors(qa)
     cosine = float((late * np.asarray(qa.data.sentence_embeddings)).sum(axis=1).mean())
     object.__setattr__(qa.data, "sentence_embeddings", late)
-    pooled = evaluate(qa)
+    pooled = measure_sets(qa, CONFIGS)
     if args.json:
         print(json.dumps({"embedded": embedded, "late": pooled, "mean_cosine": cosine,
                           "pooling_seconds": seconds}, indent=1))
@@ -109,12 +84,10 @@ def main() -> None:
     print("| set | config | hit@1 | hit@3 | MRR@10 | correct abstention | false abstention |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name in SETS:
-        label = name.removesuffix(".jsonl") + (" (tuning)" if name in TUNING else "")
         for config in CONFIGS:
             cells = [f"{embedded[name][config][m]:.3f} → {pooled[name][config][m]:.3f}"
-                     for m in ("hit@1", "hit@3", "MRR@10", "correct_abstention",
-                               "false_abstention")]
-            print(f"| {label} | {config} | " + " | ".join(cells) + " |")
+                     for m in MEASURES]
+            print(f"| {label(name)} | {config} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
